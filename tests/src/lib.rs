@@ -1,0 +1,3 @@
+//! Helpers shared by the workspace's end-to-end and interop tests (in `tests/tests/`).
+
+pub mod tools;
