@@ -17,12 +17,18 @@ pub struct Failure {
 impl Failure {
     /// Bad input or usage: exit code 2.
     pub fn input(error: impl Into<anyhow::Error>) -> Self {
-        Self { code: BAD_INPUT, error: error.into() }
+        Self {
+            code: BAD_INPUT,
+            error: error.into(),
+        }
     }
 
     /// A runtime failure: exit code 1.
     pub fn runtime(error: impl Into<anyhow::Error>) -> Self {
-        Self { code: RUNTIME, error: error.into() }
+        Self {
+            code: RUNTIME,
+            error: error.into(),
+        }
     }
 
     /// The process exit code.

@@ -4,6 +4,7 @@
 
 mod cmd;
 mod exit;
+mod manifest;
 mod progress;
 
 use clap::{Parser, Subcommand};

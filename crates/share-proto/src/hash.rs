@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn sha1_known_vectors() {
         assert_eq!(hex::encode(sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-        assert_eq!(hex::encode(sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex::encode(sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
         let mut h = Sha1::new();
         h.update(b"a");
         h.update(b"bc");

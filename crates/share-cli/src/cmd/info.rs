@@ -1,0 +1,152 @@
+//! `share info`: what a manifest holds, as text or as one JSON object.
+
+use std::path::PathBuf;
+
+use indicatif::HumanBytes;
+use share_proto::metainfo::Metainfo;
+
+use crate::exit::Outcome;
+use crate::manifest;
+
+/// Arguments of `share info`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The .torrent manifest.
+    pub manifest: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `share info`.
+pub fn run(args: Args) -> Outcome {
+    let m = manifest::load(&args.manifest)?;
+    if args.json {
+        println!("{}", to_json(&m));
+    } else {
+        print!("{}", to_text(&m));
+    }
+    Ok(())
+}
+
+fn to_json(m: &Metainfo) -> serde_json::Value {
+    let g = m.geometry();
+    let files: Vec<_> = m
+        .info
+        .files
+        .iter()
+        .map(|f| serde_json::json!({ "path": f.path.join("/"), "length": f.length }))
+        .collect();
+    serde_json::json!({
+        "name": m.info.name,
+        "info_hash": m.info_hash.to_hex(),
+        "total_length": m.total_len(),
+        "piece_length": g.piece_len(),
+        "piece_count": g.piece_count(),
+        "multi_file": m.info.multi_file,
+        "files": files,
+        "private": m.info.private,
+        "trackers": m.trackers(),
+        "comment": m.comment,
+        "created_by": m.created_by,
+        "creation_date": m.creation_date,
+    })
+}
+
+fn to_text(m: &Metainfo) -> String {
+    use std::fmt::Write;
+    let g = m.geometry();
+    let mut out = String::new();
+    let count = m.info.files.len();
+    let _ = writeln!(out, "name:       {}", m.info.name);
+    let _ = writeln!(out, "info hash:  {}", m.info_hash);
+    let _ = writeln!(
+        out,
+        "size:       {} ({} bytes) in {count} file{}",
+        HumanBytes(m.total_len()),
+        m.total_len(),
+        if count == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(
+        out,
+        "pieces:     {} of {}",
+        g.piece_count(),
+        HumanBytes(u64::from(g.piece_len()))
+    );
+    let _ = writeln!(out, "private:    {}", if m.info.private { "yes" } else { "no" });
+    let trackers = m.trackers();
+    if trackers.is_empty() {
+        let _ = writeln!(out, "trackers:   none (peers must be given with --peer)");
+    }
+    for (i, t) in trackers.iter().enumerate() {
+        let _ = writeln!(out, "{}{t}", if i == 0 { "trackers:   " } else { "            " });
+    }
+    if let Some(c) = &m.comment {
+        let _ = writeln!(out, "comment:    {}", printable(c));
+    }
+    if let Some(c) = &m.created_by {
+        let _ = writeln!(out, "created by: {}", printable(c));
+    }
+    if let Some(d) = m.creation_date {
+        let _ = writeln!(out, "created on: {} (unix {d})", utc_date(d));
+    }
+    let _ = writeln!(out, "files:");
+    for f in &m.info.files {
+        let path = if m.info.multi_file {
+            format!("{}/{}", m.info.name, f.path.join("/"))
+        } else {
+            f.path.join("/")
+        };
+        let _ = writeln!(
+            out,
+            "  {:>11}  {}",
+            HumanBytes(f.length).to_string(),
+            printable(&path)
+        );
+    }
+    out
+}
+
+/// Strips control characters (and so terminal escapes) from text a manifest's author chose.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for unix seconds (civil-from-days, proleptic Gregorian).
+fn utc_date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(utc_date(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_date(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc_date(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_date(-1), "1969-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn printable_strips_escapes() {
+        assert_eq!(printable("a\x1b[31mb\x07c\n"), "a[31mbc");
+    }
+}

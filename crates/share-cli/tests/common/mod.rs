@@ -1,0 +1,61 @@
+//! Running the `share` binary from tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The committed fixtures directory.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// Runs `share` with `args` and no standard input.
+pub fn share(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_share"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the share binary runs")
+}
+
+/// Runs `share` and parses its stdout as one JSON object; panics with stderr on failure.
+pub fn share_json(args: &[&str]) -> serde_json::Value {
+    let out = share(args);
+    assert!(
+        out.status.success(),
+        "share {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "share {args:?}: bad JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Deterministic bytes that do not repeat within a piece.
+pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(747_796_405).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// Runs a real tool and returns its stdout; panics with its stderr if it fails.
+pub fn run_tool(tool: &Path, args: &[&str]) -> String {
+    let out = Command::new(tool).args(args).output().expect("tool runs");
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed: {}",
+        tool.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
