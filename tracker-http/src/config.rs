@@ -1,0 +1,75 @@
+//! The tracker's settings, every default in one `impl Default`.
+//!
+//! The limits bound memory whatever clients send: at most `max_peers` peers are stored in
+//! all (about 80 bytes each, see docs/tracker.md), in at most `max_swarms` swarms of at most
+//! `max_peers_per_swarm` peers, and every list the tracker returns is capped.
+
+use std::time::Duration;
+
+/// How the tracker behaves and how much it accepts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Seconds between regular announces, told to clients as `interval`.
+    pub interval: u32,
+    /// Seconds a client must at least wait between announces (`min interval`).
+    pub min_interval: u32,
+    /// Seconds after its last announce that a peer is forgotten: twice the interval by default.
+    pub peer_timeout: u32,
+    /// Peers returned when the client does not send `numwant`.
+    pub default_numwant: u32,
+    /// Peers returned at most, whatever `numwant` asks.
+    pub max_numwant: u32,
+    /// Swarms tracked at most; announces for new swarms beyond it are refused.
+    pub max_swarms: usize,
+    /// Peers stored per swarm at most; more are answered but not stored.
+    pub max_peers_per_swarm: usize,
+    /// Peers stored in all at most; the memory bound.
+    pub max_peers: usize,
+    /// Info hashes accepted in one scrape.
+    pub max_scrape_hashes: usize,
+    /// Swarms listed at most by a scrape without `info_hash`, by `/` and by `/stats`.
+    pub max_listed_swarms: usize,
+    /// Longest query string accepted, in bytes; longer requests get 414.
+    pub max_query_len: usize,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// A client must send a request's headers within this time.
+    pub header_timeout: Duration,
+    /// A kept-alive connection is closed gracefully after this age, so idle clients cannot
+    /// hold the connection slots forever.
+    pub max_connection_age: Duration,
+}
+
+impl Config {
+    /// The defaults with another announce interval; `min interval` and the peer timeout follow.
+    pub fn with_interval(interval: u32) -> Self {
+        let interval = interval.max(1);
+        Self {
+            interval,
+            min_interval: (interval / 2).max(1),
+            peer_timeout: interval.saturating_mul(2),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            interval: 1800,
+            min_interval: 900,
+            peer_timeout: 3600,
+            default_numwant: share_proto::announce::DEFAULT_NUMWANT,
+            max_numwant: 200,
+            max_swarms: 100_000,
+            max_peers_per_swarm: 100_000,
+            max_peers: 2_000_000,
+            max_scrape_hashes: 64,
+            max_listed_swarms: 1000,
+            max_query_len: 4096,
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+            max_connection_age: Duration::from_secs(120),
+        }
+    }
+}
