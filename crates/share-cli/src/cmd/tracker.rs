@@ -1,12 +1,139 @@
-//! `share tracker`: the standalone HTTP announce tracker.
+//! `share tracker`: the standalone HTTP announce tracker, served until Ctrl-C (or SIGTERM),
+//! then shut down gracefully: in-flight requests finish, and the command exits 0.
 
-use crate::exit::Outcome;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use tracker_http::{Config, Tracker};
+
+use crate::exit::{Failure, Outcome};
 
 /// Arguments of `share tracker`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "0.0.0.0:6969", value_name = "ADDR:PORT")]
+    pub bind: SocketAddr,
+    /// Seconds between a client's announces; peers are forgotten after twice this.
+    #[arg(long, default_value_t = 1800, value_name = "SECS")]
+    pub interval: u32,
+    /// Most swarms tracked at once.
+    #[arg(long, value_name = "N")]
+    pub max_swarms: Option<usize>,
+    /// Most peers stored per swarm.
+    #[arg(long, value_name = "N")]
+    pub max_peers_per_swarm: Option<usize>,
+    /// Most peers stored in all swarms (about 80 bytes each).
+    #[arg(long, value_name = "N")]
+    pub max_peers: Option<usize>,
+}
+
+impl Args {
+    fn config(&self) -> Result<Config, Failure> {
+        if self.interval == 0 {
+            return Err(Failure::input(anyhow::anyhow!(
+                "--interval must be at least 1 second"
+            )));
+        }
+        let mut config = Config::with_interval(self.interval);
+        let positive = |v: Option<usize>, flag: &str, default: usize| match v {
+            Some(0) => Err(Failure::input(anyhow::anyhow!("{flag} must be at least 1"))),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        config.max_swarms = positive(self.max_swarms, "--max-swarms", config.max_swarms)?;
+        config.max_peers_per_swarm = positive(
+            self.max_peers_per_swarm,
+            "--max-peers-per-swarm",
+            config.max_peers_per_swarm,
+        )?;
+        config.max_peers = positive(self.max_peers, "--max-peers", config.max_peers)?;
+        Ok(config)
+    }
+}
 
 /// Runs the tracker until Ctrl-C.
-pub fn run(_args: Args) -> Outcome {
-    Err(crate::exit::Failure::runtime(anyhow::anyhow!("the tracker is not built yet")))
+pub fn run(args: Args) -> Outcome {
+    run_until(args, shutdown_signal())
+}
+
+/// Runs the tracker until `shutdown` completes; prints the announce URL once listening.
+fn run_until(args: Args, shutdown: impl Future<Output = ()>) -> Outcome {
+    let config = args.config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("share-tracker")
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(Failure::runtime)?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.bind)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}; is another program using that port?",
+                    args.bind
+                )
+            })
+            .map_err(Failure::runtime)?;
+        let local = listener
+            .local_addr()
+            .context("cannot read the bound address")
+            .map_err(Failure::runtime)?;
+        eprintln!("tracker listening on {}", tracker_http::announce_url(local));
+        Tracker::new(config)
+            .serve(listener, shutdown)
+            .await
+            .context("the tracker stopped")
+            .map_err(Failure::runtime)?;
+        eprintln!("tracker stopped");
+        Ok(())
+    })
+}
+
+/// Completes on Ctrl-C, or on SIGTERM where there is one.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(interval: u32) -> Args {
+        Args {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            interval,
+            max_swarms: None,
+            max_peers_per_swarm: Some(7),
+            max_peers: None,
+        }
+    }
+
+    #[test]
+    fn flags_become_the_config() {
+        let c = args(60).config().unwrap();
+        assert_eq!(
+            (c.interval, c.min_interval, c.peer_timeout, c.max_peers_per_swarm),
+            (60, 30, 120, 7)
+        );
+        assert_eq!(args(0).config().unwrap_err().code(), crate::exit::BAD_INPUT);
+    }
+
+    #[test]
+    fn serves_then_stops_cleanly_when_told() {
+        assert!(run_until(args(60), async {}).is_ok());
+    }
 }
