@@ -7,6 +7,8 @@
 //! Invariants:
 //! - A swarm holds at most one entry per peer id, and never exists empty after a call returns.
 //! - `seeders` of a swarm is the number of its entries with `left == 0`.
+//! - `downloaded` grows once per leecher-to-seeder transition of a stored peer (or a
+//!   `completed` event from a peer not stored), never for a peer that started as a seeder.
 //! - `peers` of the shard is the sum of its swarms' entries, and never exceeds `max_peers`.
 //! - The response is built before the announcing peer is stored or updated, and skips the
 //!   peer's own entry, so a peer never gets itself back.
@@ -251,7 +253,9 @@ impl Swarms {
                 (true, false) => swarm.seeders -= 1,
                 _ => {}
             }
-            if request.event == Event::Completed && !was && seeder {
+            // A download counts when a stored leecher reports `left=0` (whatever the event:
+            // aria2c goes straight to `stopped`), or a peer new to us says `completed`.
+            if !was && seeder && (existing.is_some() || request.event == Event::Completed) {
                 swarm.downloaded = swarm.downloaded.saturating_add(1);
             }
         }
@@ -278,6 +282,9 @@ impl Swarms {
             }
             if stored.flags & SEEDER != 0 {
                 swarm.seeders -= 1;
+            } else if request.is_seeder() {
+                // A leecher that leaves complete finished its download.
+                swarm.downloaded = swarm.downloaded.saturating_add(1);
             }
             swarm.peers.swap_remove_index(i);
             self.peers -= 1;
