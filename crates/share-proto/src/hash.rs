@@ -1,38 +1,102 @@
 //! SHA-1 behind one small interface, and the 20-byte identifiers of BitTorrent.
 //!
-//! Every SHA-1 in the project goes through [`sha1`] or [`Sha1`], so the backend (today the
-//! `sha1` crate with its assembly core) can be swapped by measurement in one place.
+//! Every SHA-1 in the project goes through [`sha1`] or [`Sha1`], so the backend is chosen by
+//! measurement in one place: the SHA-NI instructions where the CPU has them (sha1 0.11 detects
+//! them at run time), else the OpenSSL-derived assembly of sha1 0.10 (about 1.8x the portable
+//! code). `examples/hash_speed.rs` measures both; bench/README.md has the figures.
 
 use std::fmt;
+use std::sync::OnceLock;
 
-use sha1::Digest;
+use sha1::Digest as _;
+use sha1_asm::Digest as _;
 
 /// Length of a SHA-1 digest, of an info hash and of a peer id.
 pub const HASH_LEN: usize = 20;
 
+/// The SHA-1 implementations we can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// sha1 0.11: SHA-NI instructions when present, portable code otherwise.
+    ShaNi,
+    /// sha1 0.10 with its assembly core.
+    Asm,
+}
+
+/// The backend this process uses: SHA-NI when the CPU has it, else the assembly core.
+/// `SHARE_SHA1=asm` or `SHARE_SHA1=ni` forces one (for benchmarks).
+pub fn backend() -> Backend {
+    static CHOSEN: OnceLock<Backend> = OnceLock::new();
+    *CHOSEN.get_or_init(|| match std::env::var("SHARE_SHA1").as_deref() {
+        Ok("asm") => Backend::Asm,
+        Ok("ni") => Backend::ShaNi,
+        _ if cpu_has_sha_ni() => Backend::ShaNi,
+        _ => Backend::Asm,
+    })
+}
+
+fn cpu_has_sha_ni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("sha") && std::arch::is_x86_feature_detected!("sse4.1")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// SHA-1 of `data`.
 pub fn sha1(data: &[u8]) -> [u8; HASH_LEN] {
-    sha1::Sha1::digest(data).into()
+    let mut h = Sha1::new();
+    h.update(data);
+    h.finish()
 }
 
 /// Incremental SHA-1, for data that arrives in parts (blocks of a piece, spans of files).
-#[derive(Clone, Default)]
-pub struct Sha1(sha1::Sha1);
+#[derive(Clone)]
+pub struct Sha1(Inner);
+
+#[derive(Clone)]
+enum Inner {
+    Ni(sha1::Sha1),
+    Asm(sha1_asm::Sha1),
+}
+
+impl Default for Sha1 {
+    fn default() -> Self {
+        Self::with_backend(backend())
+    }
+}
 
 impl Sha1 {
-    /// A fresh hasher.
+    /// A fresh hasher on the process's backend.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A fresh hasher on a given backend.
+    pub fn with_backend(backend: Backend) -> Self {
+        Self(match backend {
+            Backend::ShaNi => Inner::Ni(sha1::Sha1::new()),
+            Backend::Asm => Inner::Asm(sha1_asm::Sha1::new()),
+        })
+    }
+
     /// Feeds more bytes.
     pub fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
+        match &mut self.0 {
+            Inner::Ni(h) => sha1::Digest::update(h, data),
+            Inner::Asm(h) => sha1_asm::Digest::update(h, data),
+        }
     }
 
     /// The digest of everything fed so far.
     pub fn finish(self) -> [u8; HASH_LEN] {
-        self.0.finalize().into()
+        match self.0 {
+            Inner::Ni(h) => h.finalize().into(),
+            Inner::Asm(h) => h.finalize().into(),
+        }
     }
 }
 
@@ -131,6 +195,27 @@ mod tests {
         h.update(b"a");
         h.update(b"bc");
         assert_eq!(h.finish(), sha1(b"abc"));
+    }
+
+    #[test]
+    fn backends_agree() {
+        let data: Vec<u8> = (0..100_003u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let a = Sha1::with_backend(Backend::ShaNi);
+        let b = Sha1::with_backend(Backend::Asm);
+        let (mut a, mut b) = (a, b);
+        for chunk in data.chunks(999) {
+            a.update(chunk);
+            b.update(chunk);
+        }
+        assert_eq!(a.finish(), b.finish());
+        for backend in [Backend::ShaNi, Backend::Asm] {
+            let mut h = Sha1::with_backend(backend);
+            h.update(b"The quick brown fox jumps over the lazy dog");
+            assert_eq!(
+                hex::encode(h.finish()),
+                "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"
+            );
+        }
     }
 
     #[test]

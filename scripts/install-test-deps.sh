@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the real BitTorrent clients the interop tests run (Debian packages).
+# Skips apt when they are all present already.
+set -euo pipefail
+
+packages=(aria2 transmission-cli mktorrent)
+tools=(aria2c transmission-show transmission-create transmission-cli mktorrent)
+
+missing=0
+for t in "${tools[@]}"; do
+  command -v "$t" >/dev/null 2>&1 || missing=1
+done
+if [ "$missing" = 0 ]; then
+  echo "install-test-deps: ${tools[*]} already installed"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "install-test-deps: need root or sudo to apt-get install ${packages[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "install-test-deps: installed ${packages[*]}"
