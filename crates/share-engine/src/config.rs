@@ -1,0 +1,83 @@
+//! Every tunable of a torrent, with its default in one `impl Default`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How a torrent behaves. Field docs give the reasons for the defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to accept peer connections; port 0 lets the OS pick (tests do).
+    pub listen: SocketAddr,
+    /// Peer connections at once, in and out.
+    pub max_peers: usize,
+    /// Requests kept outstanding per peer. 64 blocks (1 MiB) covers bandwidth times delay on
+    /// a LAN; capped by the peer's advertised `reqq`.
+    pub pipeline: usize,
+    /// Outstanding requests we accept from one peer (advertised as `reqq`); one more closes
+    /// the connection.
+    pub reqq: usize,
+    /// Peers unchoked by the rechoke (one of them is the optimistic unchoke).
+    pub upload_slots: usize,
+    /// How often the choker ranks peers (BEP 3 practice: 10 s).
+    pub rechoke_interval: Duration,
+    /// How often the optimistic unchoke moves on (30 s).
+    pub optimistic_interval: Duration,
+    /// Send a keep-alive after this long without sending anything.
+    pub keepalive_interval: Duration,
+    /// Close a connection after this long without receiving anything (2 minutes is BEP 3's).
+    pub idle_timeout: Duration,
+    /// Requests unanswered this long are given to other peers; twice in a row closes.
+    pub request_timeout: Duration,
+    /// Time to open a TCP connection to a peer.
+    pub connect_timeout: Duration,
+    /// Time for a peer to complete its handshake.
+    pub handshake_timeout: Duration,
+    /// Piece data held in memory while pieces are assembled and verified; bounds the
+    /// engine's memory whatever the file size.
+    pub max_buffered_bytes: u64,
+    /// Threads hashing pieces at once.
+    pub hash_workers: usize,
+    /// Failed pieces shared with others before a peer is banned (a peer that alone sent a
+    /// failing piece is banned at once).
+    pub ban_strikes: u32,
+    /// Peers to ask the tracker for.
+    pub numwant: u32,
+    /// First wait after a failed announce; doubles up to `announce_backoff_max`.
+    pub announce_backoff_min: Duration,
+    /// Longest wait between failed announces.
+    pub announce_backoff_max: Duration,
+    /// Time for one announce request.
+    pub announce_timeout: Duration,
+    /// How often progress events are published.
+    pub progress_interval: Duration,
+    /// Client name in the extension handshake.
+    pub client_name: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            max_peers: 50,
+            pipeline: 64,
+            reqq: 250,
+            upload_slots: 8,
+            rechoke_interval: Duration::from_secs(10),
+            optimistic_interval: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(90),
+            idle_timeout: Duration::from_secs(180),
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_buffered_bytes: 32 * 1024 * 1024,
+            hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ban_strikes: 3,
+            numwant: 50,
+            announce_backoff_min: Duration::from_secs(5),
+            announce_backoff_max: Duration::from_secs(300),
+            announce_timeout: Duration::from_secs(15),
+            progress_interval: Duration::from_millis(250),
+            client_name: format!("share {}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The piece picker: which blocks to ask which peer for, and where received blocks go.
+//! Plain synchronous code on the torrent's state, called with the torrent's one lock held.
+//!
+//! # States and invariants
+//!
+//! Every piece is in exactly one state:
+//!
+//! | state | meaning | leaves by |
+//! | --- | --- | --- |
+//! | `Missing` | not started | `pick` starts it → `Partial` |
+//! | `Partial` | some blocks open, requested or received; its buffer is allocated | last block received → `Verifying` |
+//! | `Verifying` | whole, handed to a hash worker; buffer moved out | `verified(ok)` → `Have`; `verified(bad)` → `Missing` |
+//! | `Have` | verified and written | never |
+//!
+//! Within a `Partial` piece each block is `Open`, `Requested` (by one peer, or by two in
+//! endgame) or `Received`. A peer's requests are released (back to `Open`) when it chokes us,
+//! times out or leaves. Availability counts how many connected peers have each piece; it is
+//! kept on bitfield, HAVE and disconnect.
+//!
+//! Picking, in order: open blocks of partial pieces the peer has (finishing pieces frees
+//! memory and gets them verified sooner); then new pieces, rarest first, ties broken by a
+//! rotating start so peers spread out; then, once no piece is `Missing` or open, endgame:
+//! blocks another peer is fetching are also asked of this one. A new piece starts only while
+//! the buffered bytes stay within the budget, which bounds memory. A piece that failed its
+//! hash is fetched again from one peer only, so a second failure names the bad peer.
+
+use std::collections::HashMap;
+
+use share_proto::bitfield::Bitfield;
+use share_proto::geometry::{Block, Geometry, PieceIndex, BLOCK_LEN};
+use share_proto::PeerId;
+
+/// A peer connection's key within one torrent.
+pub type PeerKey = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PieceState {
+    Missing,
+    Partial,
+    Verifying,
+    Have,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockState {
+    Open,
+    Requested { by: PeerKey, dup: Option<PeerKey> },
+    Received,
+}
+
+#[derive(Debug)]
+struct Partial {
+    blocks: Vec<BlockState>,
+    received: u32,
+    /// The piece's bytes, at `offset` in an over-allocated, page-aligned vector.
+    buf: Vec<u8>,
+    offset: usize,
+    contributors: Vec<(PeerKey, PeerId)>,
+    /// Set for a piece that failed before: only this peer may fetch it.
+    owner: Option<PeerKey>,
+}
+
+/// A whole piece, ready for hashing.
+#[derive(Debug)]
+pub struct Assembled {
+    /// Which piece.
+    pub piece: PieceIndex,
+    /// Its bytes: `data[offset..offset + len]`, page aligned.
+    pub data: Vec<u8>,
+    /// Where the piece starts in `data`.
+    pub offset: usize,
+    /// Its length.
+    pub len: usize,
+    /// Who sent its blocks.
+    pub contributors: Vec<(PeerKey, PeerId)>,
+}
+
+impl Assembled {
+    /// The piece's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[self.offset..self.offset + self.len]
+    }
+}
+
+/// What became of a received block.
+#[derive(Debug)]
+pub enum Received {
+    /// Stored; nothing else to do.
+    Stored,
+    /// Stored, and it completed its piece.
+    Complete(Assembled),
+    /// Stored; the same block is also requested from this other peer (endgame): cancel it there.
+    StoredCancel(PeerKey),
+    /// Not needed (already received or the piece is not in progress); dropped.
+    NotNeeded,
+}
+
+/// The piece picker of one torrent.
+#[derive(Debug)]
+pub struct Picker {
+    geometry: Geometry,
+    state: Vec<PieceState>,
+    have: Bitfield,
+    availability: Vec<u32>,
+    partial: HashMap<u32, Partial>,
+    failed_before: Vec<bool>,
+    missing: u32,
+    buffered: u64,
+    max_buffered: u64,
+    rotate: u32,
+}
+
+impl Picker {
+    /// A picker for a torrent of which we have `have`.
+    pub fn new(geometry: Geometry, have: Bitfield, max_buffered: u64) -> Self {
+        let n = geometry.piece_count() as usize;
+        let state: Vec<_> = (0..n as u32)
+            .map(|i| {
+                if have.has_raw(i) {
+                    PieceState::Have
+                } else {
+                    PieceState::Missing
+                }
+            })
+            .collect();
+        let missing = n as u32 - have.count();
+        Self {
+            geometry,
+            state,
+            have,
+            availability: vec![0; n],
+            partial: HashMap::new(),
+            failed_before: vec![false; n],
+            missing,
+            buffered: 0,
+            max_buffered,
+            rotate: 0,
+        }
+    }
+
+    /// The pieces we have.
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    /// Whether every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.have.is_full()
+    }
+
+    /// Bytes of piece data held in memory.
+    pub fn buffered(&self) -> u64 {
+        self.buffered
+    }
+
+    /// Whether `peer_has` holds a piece we still need.
+    pub fn wants_from(&self, peer_has: &Bitfield) -> bool {
+        !self.is_complete()
+            && peer_has
+                .ones()
+                .any(|i| self.state[i as usize] != PieceState::Have)
+    }
+
+    /// Whether piece `i` is one we still need (for interest after a HAVE).
+    pub fn needs(&self, i: u32) -> bool {
+        self.state.get(i as usize).is_some_and(|s| *s != PieceState::Have)
+    }
+
+    /// A peer's bitfield arrived.
+    pub fn add_peer(&mut self, peer_has: &Bitfield) {
+        for i in peer_has.ones() {
+            self.availability[i as usize] += 1;
+        }
+    }
+
+    /// A peer announced a piece.
+    pub fn peer_has(&mut self, piece: PieceIndex) {
+        self.availability[piece.as_usize()] += 1;
+    }
+
+    /// A peer left: its pieces no longer count and its requests reopen.
+    pub fn remove_peer(&mut self, peer: PeerKey, peer_has: &Bitfield) {
+        for i in peer_has.ones() {
+            let a = &mut self.availability[i as usize];
+            *a = a.saturating_sub(1);
+        }
+        self.release_all(peer);
+    }
+
+    /// Reopens every block requested from `peer` (it choked us, timed out or left).
+    pub fn release_all(&mut self, peer: PeerKey) {
+        for p in self.partial.values_mut() {
+            for b in &mut p.blocks {
+                release(b, peer);
+            }
+        }
+    }
+
+    /// Reopens one block requested from `peer`.
+    pub fn release(&mut self, peer: PeerKey, block: &Block) {
+        if let Some(p) = self.partial.get_mut(&block.piece.get()) {
+            if let Some(b) = p.blocks.get_mut((block.begin / BLOCK_LEN) as usize) {
+                release(b, peer);
+            }
+        }
+    }
+
+    /// Up to `max` blocks for `peer`, which has `peer_has`; marks them requested by it.
+    pub fn pick(&mut self, peer: PeerKey, peer_has: &Bitfield, max: usize) -> Vec<Block> {
+        let mut out = Vec::new();
+        if max == 0 || self.is_complete() {
+            return out;
+        }
+        // 1. Open blocks of pieces already in progress.
+        let mut keys: Vec<u32> = self
+            .partial
+            .keys()
+            .copied()
+            .filter(|&i| peer_has.has_raw(i))
+            .collect();
+        keys.sort_unstable_by_key(|i| std::cmp::Reverse(self.partial[i].received));
+        for i in keys {
+            let piece = PieceIndex::from_picker(self.geometry, i);
+            let p = self.partial.get_mut(&i).expect("key listed above");
+            if p.owner.is_some_and(|o| o != peer) {
+                continue;
+            }
+            for (n, b) in p.blocks.iter_mut().enumerate() {
+                if *b == BlockState::Open {
+                    *b = BlockState::Requested { by: peer, dup: None };
+                    out.push(
+                        self.geometry
+                            .block(piece, n as u32)
+                            .expect("block index in range"),
+                    );
+                    if out.len() == max {
+                        return out;
+                    }
+                }
+            }
+        }
+        // 2. New pieces, rarest first.
+        while out.len() < max {
+            let Some(i) = self.rarest_missing(peer_has) else {
+                break;
+            };
+            let piece = PieceIndex::from_picker(self.geometry, i);
+            let len = self.geometry.len_of(piece) as u64;
+            if self.buffered > 0 && self.buffered + len > self.max_buffered {
+                break;
+            }
+            self.start(piece, peer);
+            let p = self.partial.get_mut(&i).expect("just started");
+            for (n, b) in p.blocks.iter_mut().enumerate() {
+                *b = BlockState::Requested { by: peer, dup: None };
+                out.push(
+                    self.geometry
+                        .block(piece, n as u32)
+                        .expect("block index in range"),
+                );
+                if out.len() == max {
+                    // The rest of the piece stays open for the next pick.
+                    return out;
+                }
+            }
+        }
+        // 3. Endgame: nothing left to start and no open block; duplicate others' requests.
+        if out.is_empty() && self.missing == 0 {
+            for (&i, p) in &mut self.partial {
+                if !peer_has.has_raw(i) || p.owner.is_some_and(|o| o != peer) {
+                    continue;
+                }
+                let piece = PieceIndex::from_picker(self.geometry, i);
+                for (n, b) in p.blocks.iter_mut().enumerate() {
+                    if let BlockState::Requested { by, dup: dup @ None } = b {
+                        if *by != peer {
+                            *dup = Some(peer);
+                            out.push(
+                                self.geometry
+                                    .block(piece, n as u32)
+                                    .expect("block index in range"),
+                            );
+                            if out.len() == max {
+                                return out;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn rarest_missing(&mut self, peer_has: &Bitfield) -> Option<u32> {
+        let n = self.state.len() as u32;
+        self.rotate = self.rotate.wrapping_add(7919) % n.max(1);
+        let mut best: Option<(u32, u32)> = None;
+        for k in 0..n {
+            let i = (self.rotate + k) % n;
+            if self.state[i as usize] == PieceState::Missing && peer_has.has_raw(i) {
+                let a = self.availability[i as usize];
+                if best.is_none_or(|(_, ba)| a < ba) {
+                    best = Some((i, a));
+                    if a <= 1 {
+                        break;
+                    }
+                }
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    fn start(&mut self, piece: PieceIndex, peer: PeerKey) {
+        let i = piece.as_usize();
+        let len = self.geometry.len_of(piece) as usize;
+        let (buf, offset) = crate::storage::aligned_vec(len);
+        self.buffered += len as u64;
+        self.state[i] = PieceState::Partial;
+        self.missing -= 1;
+        let owner = self.failed_before[i].then_some(peer);
+        let blocks = vec![BlockState::Open; self.geometry.block_count(piece) as usize];
+        self.partial.insert(
+            piece.get(),
+            Partial {
+                blocks,
+                received: 0,
+                buf,
+                offset,
+                contributors: Vec::new(),
+                owner,
+            },
+        );
+    }
+
+    /// Stores a block that arrived from `peer` (already checked to lie inside its piece).
+    pub fn received(&mut self, peer: PeerKey, peer_id: PeerId, block: &Block, data: &[u8]) -> Received {
+        let i = block.piece.get();
+        let Some(p) = self.partial.get_mut(&i) else {
+            return Received::NotNeeded;
+        };
+        let n = (block.begin / BLOCK_LEN) as usize;
+        let expected = self.geometry.block(block.piece, n as u32);
+        if block.begin % BLOCK_LEN != 0 || expected.map(|b| b.len) != Some(data.len() as u32) {
+            return Received::NotNeeded;
+        }
+        let other = match p.blocks[n] {
+            BlockState::Received => return Received::NotNeeded,
+            BlockState::Requested { by, dup } if by == peer => dup,
+            BlockState::Requested { by, dup: Some(d) } if d == peer => Some(by),
+            BlockState::Requested { by, .. } => Some(by),
+            BlockState::Open => None,
+        };
+        let at = p.offset + block.begin as usize;
+        p.buf[at..at + data.len()].copy_from_slice(data);
+        p.blocks[n] = BlockState::Received;
+        p.received += 1;
+        if !p.contributors.iter().any(|(k, _)| *k == peer) {
+            p.contributors.push((peer, peer_id));
+        }
+        if p.received as usize == p.blocks.len() {
+            let p = self.partial.remove(&i).expect("present above");
+            self.state[i as usize] = PieceState::Verifying;
+            let len = self.geometry.len_of(block.piece) as usize;
+            return Received::Complete(Assembled {
+                piece: block.piece,
+                data: p.buf,
+                offset: p.offset,
+                len,
+                contributors: p.contributors,
+            });
+        }
+        match other {
+            Some(o) if o != peer => Received::StoredCancel(o),
+            _ => Received::Stored,
+        }
+    }
+
+    /// The hash check of a piece finished; `len` bytes of buffer are freed either way.
+    /// Returns whether the torrent just completed.
+    pub fn verified(&mut self, piece: PieceIndex, ok: bool) -> bool {
+        let i = piece.as_usize();
+        self.buffered = self
+            .buffered
+            .saturating_sub(u64::from(self.geometry.len_of(piece)));
+        if self.state[i] != PieceState::Verifying {
+            return false;
+        }
+        if ok {
+            self.state[i] = PieceState::Have;
+            self.have.set(piece);
+            self.is_complete()
+        } else {
+            self.state[i] = PieceState::Missing;
+            self.failed_before[i] = true;
+            self.missing += 1;
+            false
+        }
+    }
+}
+
+fn release(b: &mut BlockState, peer: PeerKey) {
+    match *b {
+        BlockState::Requested { by, dup: None } if by == peer => *b = BlockState::Open,
+        BlockState::Requested { by, dup: Some(d) } if by == peer => {
+            *b = BlockState::Requested { by: d, dup: None }
+        }
+        BlockState::Requested { by, dup: Some(d) } if d == peer => {
+            *b = BlockState::Requested { by, dup: None }
+        }
+        _ => {}
+    }
+}
+
+/// Piece indexes the picker made itself are in range by construction.
+trait FromPicker {
+    fn from_picker(g: Geometry, i: u32) -> PieceIndex;
+}
+
+impl FromPicker for PieceIndex {
+    fn from_picker(g: Geometry, i: u32) -> PieceIndex {
+        g.piece(i)
+            .expect("the picker only holds indexes inside the torrent")
+    }
+}
+
+#[cfg(test)]
+mod tests;
