@@ -1,12 +1,18 @@
 //! The tokio engine of `share`: one torrent's peers, piece picking, storage, tracker client
 //! and events. Front-ends (the CLI, tests) start a [`Torrent`] and render its [`Event`]s.
 
+mod check;
+mod choker;
 pub mod config;
 pub mod error;
 pub mod event;
+mod peer;
 pub mod picker;
 pub mod storage;
+pub mod torrent;
+mod tracker;
 
 pub use config::Config;
 pub use error::{PeerError, TorrentError};
 pub use event::{Event, Stats};
+pub use torrent::{Mode, Params, Torrent};

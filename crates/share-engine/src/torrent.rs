@@ -1,0 +1,560 @@
+//! One torrent: its shared state, the tasks that serve it, and the handle front-ends hold.
+//!
+//! All mutable state of a torrent sits in one [`State`] behind one `std::sync::Mutex`. It is
+//! never held across an `.await` (the workspace denies `clippy::await_holding_lock`): every
+//! critical section is a few map and picker operations, and anything slow (hashing, disk,
+//! sockets) happens outside it. Tasks: the listener, one task pair per peer (reader and
+//! writer, `peer.rs`), the tracker client, the choker, the progress ticker, and one short task
+//! per piece being verified. All are tracked and stop on the torrent's cancellation token.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use share_proto::bitfield::Bitfield;
+use share_proto::geometry::Geometry;
+use share_proto::metainfo::Metainfo;
+use share_proto::{InfoHash, PeerId};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::error::TorrentError;
+use crate::event::{Event, Stats};
+use crate::picker::{Assembled, PeerKey, Picker};
+use crate::storage::{FileStorage, Storage};
+
+/// Whether we start with the data or without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The files exist and are trusted to match the manifest (we just hashed them).
+    Seed,
+    /// Download into the paths; existing data is re-checked first.
+    Fetch,
+}
+
+/// What a torrent needs to start.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// The manifest.
+    pub meta: Arc<Metainfo>,
+    /// Where each file of the manifest's layout is (see `storage::output_paths`).
+    pub paths: Vec<PathBuf>,
+    /// The directory no file may be written outside of.
+    pub root: PathBuf,
+    /// Seed or fetch.
+    pub mode: Mode,
+    /// Tracker announce URLs, in order.
+    pub trackers: Vec<String>,
+    /// Peers to connect to directly.
+    pub peers: Vec<SocketAddr>,
+    /// Tunables.
+    pub config: Config,
+}
+
+/// A command to a peer's task.
+#[derive(Debug)]
+pub(crate) enum PeerCmd {
+    Choke,
+    Unchoke,
+    Cancel(share_proto::geometry::Block),
+    Close(String),
+}
+
+/// A connected peer, as the rest of the torrent sees it.
+#[derive(Debug)]
+pub(crate) struct PeerEntry {
+    pub addr: SocketAddr,
+    pub peer_id: PeerId,
+    pub has: Bitfield,
+    pub cmd: mpsc::Sender<PeerCmd>,
+    pub am_choking: bool,
+    pub interested: bool,
+    pub down: u64,
+    pub up: u64,
+    pub down_at_rechoke: u64,
+    pub up_at_rechoke: u64,
+    pub dialed: Option<SocketAddr>,
+}
+
+/// Everything mutable about a torrent, under its one lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub picker: Picker,
+    pub peers: HashMap<PeerKey, PeerEntry>,
+    /// Pieces in the order they were verified; each peer task sends HAVEs from its position.
+    pub have_log: Vec<u32>,
+    pub banned: HashSet<PeerId>,
+    pub banned_addrs: HashSet<SocketAddr>,
+    pub strikes: HashMap<PeerId, u32>,
+    pub connecting: HashSet<SocketAddr>,
+    pub self_addrs: HashSet<SocketAddr>,
+    pub optimistic: Option<PeerKey>,
+    pub stats: Stats,
+}
+
+/// What every task of a torrent shares.
+pub(crate) struct Shared {
+    pub meta: Arc<Metainfo>,
+    pub geometry: Geometry,
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    pub config: Config,
+    pub storage: Arc<dyn Storage>,
+    pub state: Mutex<State>,
+    pub events: broadcast::Sender<Event>,
+    pub have_changed: watch::Sender<usize>,
+    pub completed: Notify,
+    pub cancel: CancellationToken,
+    pub tasks: TaskTracker,
+    pub downloaded: AtomicU64,
+    pub uploaded: AtomicU64,
+    pub next_key: AtomicU64,
+    pub hash_permits: Semaphore,
+    pub listen_addr: SocketAddr,
+}
+
+impl Shared {
+    /// The torrent's lock. Never held across `.await`; a panic while holding it is a bug
+    /// that already stopped the task, so a poisoned lock is taken over as is.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes an event; nobody listening is fine.
+    pub fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    /// Stops the torrent after a fatal error.
+    pub fn fatal(&self, error: &TorrentError) {
+        tracing::error!(%error, "torrent stopped");
+        self.emit(Event::Fatal(format!("{error:#}")));
+        self.cancel.cancel();
+    }
+
+    /// Connects to each address not already connected, connecting, banned or ourselves.
+    pub fn add_peers(self: &Arc<Self>, addrs: impl IntoIterator<Item = SocketAddr>) {
+        let mut st = self.lock();
+        for addr in addrs {
+            let busy = st.connecting.len() + st.peers.len();
+            let known = st.connecting.contains(&addr)
+                || st.self_addrs.contains(&addr)
+                || st.banned_addrs.contains(&addr)
+                || st
+                    .peers
+                    .values()
+                    .any(|p| p.dialed == Some(addr) || p.addr == addr);
+            if known || busy >= self.config.max_peers || addr.port() == 0 || is_own(addr, self.listen_addr) {
+                continue;
+            }
+            st.connecting.insert(addr);
+            let shared = self.clone();
+            self.tasks.spawn(async move {
+                let connect = tokio::net::TcpStream::connect(addr);
+                let res = tokio::select! {
+                    r = tokio::time::timeout(shared.config.connect_timeout, connect) => r,
+                    () = shared.cancel.cancelled() => return,
+                };
+                match res {
+                    Ok(Ok(stream)) => crate::peer::run(shared, stream, addr, true).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%addr, error = %e, "connect failed");
+                        shared.lock().connecting.remove(&addr);
+                    }
+                    Err(_) => {
+                        tracing::debug!(%addr, "connect timed out");
+                        shared.lock().connecting.remove(&addr);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Hashes an assembled piece off the async workers and writes it if it is right.
+    pub fn verify(self: &Arc<Self>, piece: Assembled) {
+        let shared = self.clone();
+        self.tasks.spawn(async move {
+            let Ok(_permit) = shared.hash_permits.acquire().await else {
+                return;
+            };
+            let storage = shared.storage.clone();
+            let expected = shared.meta.info.pieces[piece.piece.as_usize()];
+            let offset = shared.geometry.piece_offset(piece.piece);
+            let res = tokio::task::spawn_blocking(move || {
+                let ok = share_proto::hash::sha1(piece.bytes()) == expected;
+                if ok {
+                    storage.write_at(offset, piece.bytes())?;
+                }
+                Ok::<_, TorrentError>((ok, piece.piece, piece.contributors))
+            })
+            .await;
+            match res {
+                Ok(Ok((ok, index, from))) => shared.piece_checked(index, ok, from),
+                Ok(Err(e)) => shared.fatal(&e),
+                Err(e) => shared.fatal(&TorrentError::Internal(e.to_string())),
+            }
+        });
+    }
+
+    fn piece_checked(
+        self: &Arc<Self>,
+        piece: share_proto::geometry::PieceIndex,
+        ok: bool,
+        from: Vec<(PeerKey, PeerId)>,
+    ) {
+        let ids: Vec<PeerId> = from.iter().map(|(_, id)| *id).collect();
+        let mut st = self.lock();
+        let complete = st.picker.verified(piece, ok);
+        if ok {
+            st.have_log.push(piece.get());
+            let n = st.have_log.len();
+            drop(st);
+            self.have_changed.send_replace(n);
+            self.emit(Event::PieceVerified {
+                piece: piece.get(),
+                from: ids,
+            });
+            if complete {
+                self.on_complete();
+            }
+            return;
+        }
+        let mut bans = Vec::new();
+        for (_, id) in &from {
+            let strikes = st.strikes.entry(*id).or_insert(0);
+            *strikes += 1;
+            if from.len() == 1 || *strikes >= self.config.ban_strikes {
+                bans.push(*id);
+            }
+        }
+        drop(st);
+        self.emit(Event::PieceFailed {
+            piece: piece.get(),
+            from: ids,
+        });
+        for id in bans {
+            self.ban(
+                id,
+                format!("sent data for piece {piece} that failed its hash check"),
+            );
+        }
+    }
+
+    /// Bans a peer id: its connections close and it is refused from now on.
+    pub fn ban(&self, peer_id: PeerId, reason: String) {
+        let mut st = self.lock();
+        st.banned.insert(peer_id);
+        let victims: Vec<_> = st
+            .peers
+            .values()
+            .filter(|p| p.peer_id == peer_id)
+            .map(|p| (p.addr, p.dialed, p.cmd.clone()))
+            .collect();
+        for (_, dialed, _) in &victims {
+            if let Some(a) = dialed {
+                st.banned_addrs.insert(*a);
+            }
+        }
+        drop(st);
+        for (addr, _, cmd) in victims {
+            let _ = cmd.try_send(PeerCmd::Close(format!("banned: {reason}")));
+            self.emit(Event::PeerBanned {
+                addr,
+                peer_id,
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    fn on_complete(self: &Arc<Self>) {
+        tracing::info!("download complete");
+        let storage = self.storage.clone();
+        let shared = self.clone();
+        self.tasks.spawn(async move {
+            match tokio::task::spawn_blocking(move || storage.sync()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => shared.fatal(&e),
+                Err(e) => shared.fatal(&TorrentError::Internal(e.to_string())),
+            }
+            shared.emit(Event::Complete);
+            shared.completed.notify_one();
+        });
+    }
+
+    /// Current counters: byte totals live, rates and peer counts as of the last progress tick.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.lock().stats;
+        stats.downloaded = self.downloaded.load(Ordering::Relaxed);
+        stats.uploaded = self.uploaded.load(Ordering::Relaxed);
+        stats
+    }
+}
+
+/// Whether `addr` is our own listening socket (same port on loopback or the same address).
+fn is_own(addr: SocketAddr, listen: SocketAddr) -> bool {
+    addr.port() == listen.port()
+        && (addr.ip() == listen.ip()
+            || addr.ip().is_loopback()
+            || listen.ip().is_unspecified() && addr.ip().is_loopback())
+}
+
+/// A running torrent. Dropping it does not stop it; call [`Torrent::shutdown`].
+pub struct Torrent {
+    shared: Arc<Shared>,
+    first_events: Mutex<Option<broadcast::Receiver<Event>>>,
+}
+
+impl std::fmt::Debug for Torrent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Torrent")
+            .field("info_hash", &self.shared.info_hash)
+            .field("listen", &self.shared.listen_addr)
+            .finish()
+    }
+}
+
+impl Torrent {
+    /// Opens the storage, binds the listener and starts every task. In fetch mode existing
+    /// data is re-checked first (with `Checking` events) in the background.
+    pub async fn start(params: Params) -> Result<Torrent, TorrentError> {
+        let Params {
+            meta,
+            paths,
+            root,
+            mode,
+            trackers,
+            peers,
+            config,
+        } = params;
+        let geometry = meta.geometry();
+        let layout = meta.layout().clone();
+        let existing = mode == Mode::Fetch && FileStorage::has_existing_data(&layout, &paths);
+        let storage: Arc<dyn Storage> = match mode {
+            Mode::Seed => Arc::new(FileStorage::open(layout, paths)?),
+            Mode::Fetch => Arc::new(FileStorage::create(layout, paths, &root)?),
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| TorrentError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let listen_addr = listener.local_addr().map_err(|source| TorrentError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let (events, first) = broadcast::channel(4096);
+        let have = match mode {
+            Mode::Seed => Bitfield::full(geometry.piece_count()),
+            Mode::Fetch => Bitfield::new(geometry.piece_count()),
+        };
+        let picker = Picker::new(geometry, have, config.max_buffered_bytes);
+        let stats = Stats {
+            total_bytes: geometry.total_len(),
+            pieces_total: geometry.piece_count(),
+            ..Stats::default()
+        };
+        let state = State {
+            picker,
+            peers: HashMap::new(),
+            have_log: Vec::new(),
+            banned: HashSet::new(),
+            banned_addrs: HashSet::new(),
+            strikes: HashMap::new(),
+            connecting: HashSet::new(),
+            self_addrs: HashSet::new(),
+            optimistic: None,
+            stats,
+        };
+        let shared = Arc::new(Shared {
+            info_hash: meta.info_hash,
+            meta,
+            geometry,
+            peer_id: PeerId::ours(rand::random()),
+            hash_permits: Semaphore::new(config.hash_workers.max(1)),
+            config,
+            storage,
+            state: Mutex::new(state),
+            events,
+            have_changed: watch::channel(0).0,
+            completed: Notify::new(),
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            downloaded: AtomicU64::new(0),
+            uploaded: AtomicU64::new(0),
+            next_key: AtomicU64::new(1),
+            listen_addr,
+        });
+        let s = shared.clone();
+        shared.tasks.spawn(async move {
+            if existing {
+                match crate::check::run(&s).await {
+                    Ok(have) => s.resume_from(have),
+                    Err(e) => return s.fatal(&e),
+                }
+            } else if s.lock().picker.is_complete() {
+                s.emit(Event::Complete);
+            }
+            s.tasks.spawn(accept_loop(s.clone(), listener));
+            s.tasks.spawn(crate::tracker::run(s.clone(), trackers));
+            s.tasks.spawn(crate::choker::run(s.clone()));
+            s.tasks.spawn(progress_loop(s.clone()));
+            s.add_peers(peers);
+        });
+        Ok(Torrent {
+            shared,
+            first_events: Mutex::new(Some(first)),
+        })
+    }
+
+    /// Where peers can connect to us.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.shared.listen_addr
+    }
+
+    /// Our peer id in this swarm.
+    pub fn peer_id(&self) -> PeerId {
+        self.shared.peer_id
+    }
+
+    /// The swarm's info hash.
+    pub fn info_hash(&self) -> InfoHash {
+        self.shared.info_hash
+    }
+
+    /// The events of this torrent. The first call gets every event since `start`; later
+    /// calls get events from the moment they subscribe.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        let mut first = self.first_events.lock().unwrap_or_else(|p| p.into_inner());
+        first.take().unwrap_or_else(|| self.shared.events.subscribe())
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Whether every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.shared.lock().picker.is_complete()
+    }
+
+    /// Connects to more peers.
+    pub fn add_peers(&self, addrs: impl IntoIterator<Item = SocketAddr>) {
+        self.shared.add_peers(addrs);
+    }
+
+    /// A token cancelled when the torrent stops (after a fatal error or `shutdown`).
+    pub fn stopped(&self) -> CancellationToken {
+        self.shared.cancel.clone()
+    }
+
+    /// Stops every task: tells the trackers we leave, closes the peers, waits for it all.
+    pub async fn shutdown(self) {
+        self.shared.cancel.cancel();
+        self.shared.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.tasks.wait()).await;
+    }
+}
+
+impl Shared {
+    fn resume_from(self: &Arc<Self>, have: Bitfield) {
+        let mut st = self.lock();
+        st.picker = Picker::new(self.geometry, have.clone(), self.config.max_buffered_bytes);
+        st.have_log = have.ones().collect();
+        let n = st.have_log.len();
+        let complete = st.picker.is_complete();
+        drop(st);
+        self.have_changed.send_replace(n);
+        if complete {
+            self.emit(Event::Complete);
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = shared.cancel.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                let full = {
+                    let st = shared.lock();
+                    st.peers.len() + st.connecting.len() >= shared.config.max_peers
+                };
+                if full {
+                    tracing::debug!(%addr, "refused: too many peers");
+                    continue;
+                }
+                let s = shared.clone();
+                shared
+                    .tasks
+                    .spawn(async move { crate::peer::run(s, stream, addr, false).await });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Out of file descriptors and the like: back off instead of spinning.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    () = shared.cancel.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn progress_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.config.progress_interval);
+    let (mut last_down, mut last_up, mut last_at) = (0u64, 0u64, Instant::now());
+    let (mut down_rate, mut up_rate) = (0f64, 0f64);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shared.cancel.cancelled() => return,
+        }
+        let down = shared.downloaded.load(Ordering::Relaxed);
+        let up = shared.uploaded.load(Ordering::Relaxed);
+        let secs = last_at.elapsed().as_secs_f64().max(1e-3);
+        // Exponential smoothing over about two seconds.
+        let alpha = (secs / 2.0).min(1.0);
+        down_rate += alpha * ((down - last_down) as f64 / secs - down_rate);
+        up_rate += alpha * ((up - last_up) as f64 / secs - up_rate);
+        (last_down, last_up, last_at) = (down, up, Instant::now());
+        let mut st = shared.lock();
+        let have = st.picker.have();
+        let pieces_have = have.count();
+        let last = shared.geometry.piece_count() - 1;
+        let short = u64::from(
+            shared.geometry.piece_len()
+                - shared
+                    .geometry
+                    .len_of(shared.geometry.piece(last).expect("last piece")),
+        );
+        let have_bytes = u64::from(pieces_have) * u64::from(shared.geometry.piece_len())
+            - if have.has_raw(last) { short } else { 0 };
+        let seeders = st.peers.values().filter(|p| p.has.is_full()).count();
+        st.stats = Stats {
+            have_bytes,
+            total_bytes: shared.geometry.total_len(),
+            pieces_have,
+            pieces_total: shared.geometry.piece_count(),
+            peers: st.peers.len(),
+            seeders,
+            downloaded: down,
+            uploaded: up,
+            down_rate,
+            up_rate,
+        };
+        let stats = st.stats;
+        drop(st);
+        shared.emit(Event::Progress(stats));
+    }
+}

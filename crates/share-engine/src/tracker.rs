@@ -1,0 +1,161 @@
+//! The tracker client: `started`, then an announce every `interval`, `completed` when the
+//! download finishes, `stopped` on the way out. A tracker that is down or refuses us is
+//! retried with exponential back-off while the torrent carries on with the peers it knows.
+//! Tiers (BEP 12) are tried in order until one answers.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use share_proto::announce::{AnnounceRequest, AnnounceResponse, Event as AnnounceEvent};
+
+use crate::event::Event;
+use crate::torrent::Shared;
+
+/// The largest announce response we read: 2,000 peers take 12 KiB compact; 1 MiB is ample.
+const MAX_RESPONSE: usize = 1024 * 1024;
+
+pub(crate) async fn run(shared: Arc<Shared>, urls: Vec<String>) {
+    let urls: Vec<String> = urls
+        .into_iter()
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .collect();
+    if urls.is_empty() {
+        return;
+    }
+    let client = match reqwest::Client::builder()
+        .timeout(shared.config.announce_timeout)
+        .user_agent(shared.config.client_name.clone())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return shared.emit(Event::TrackerError {
+                url: urls[0].clone(),
+                error: e.to_string(),
+            })
+        }
+    };
+    let key: u32 = rand::random();
+    let mut event = AnnounceEvent::Started;
+    let mut backoff = shared.config.announce_backoff_min;
+    let mut completed_sent = shared.lock().picker.is_complete();
+    loop {
+        let wait = match announce_any(&shared, &client, &urls, event, key).await {
+            Some(resp) => {
+                if event == AnnounceEvent::Completed {
+                    completed_sent = true;
+                }
+                event = AnnounceEvent::None;
+                backoff = shared.config.announce_backoff_min;
+                let floor = resp.min_interval.unwrap_or(0).max(5);
+                Duration::from_secs(u64::from(resp.interval.clamp(floor, 3600)))
+            }
+            None => {
+                let wait = backoff;
+                backoff = (backoff * 2).min(shared.config.announce_backoff_max);
+                wait
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shared.completed.notified(), if !completed_sent => {
+                if event != AnnounceEvent::Started {
+                    event = AnnounceEvent::Completed;
+                }
+            }
+            () = shared.cancel.cancelled() => break,
+        }
+    }
+    // Leaving: tell the tracker, briefly; it will expire us anyway.
+    let stop = announce_any(&shared, &client, &urls[..1], AnnounceEvent::Stopped, key);
+    let _ = tokio::time::timeout(Duration::from_secs(3), stop).await;
+}
+
+async fn announce_any(
+    shared: &Arc<Shared>,
+    client: &reqwest::Client,
+    urls: &[String],
+    event: AnnounceEvent,
+    key: u32,
+) -> Option<AnnounceResponse> {
+    let left = {
+        let st = shared.lock();
+        shared.geometry.total_len().saturating_sub(st.stats.have_bytes)
+    };
+    let left = if shared.lock().picker.is_complete() {
+        0
+    } else {
+        left.max(1)
+    };
+    let req = AnnounceRequest {
+        uploaded: shared.uploaded.load(Ordering::Relaxed),
+        downloaded: shared.downloaded.load(Ordering::Relaxed),
+        event,
+        numwant: Some(if event == AnnounceEvent::Stopped {
+            0
+        } else {
+            shared.config.numwant
+        }),
+        key: Some(key),
+        ..AnnounceRequest::new(shared.info_hash, shared.peer_id, shared.listen_addr.port(), left)
+    };
+    for url in urls {
+        match announce(client, url, &req).await {
+            Ok(resp) => {
+                tracing::debug!(%url, peers = resp.peers.len(), "announced");
+                shared.emit(Event::TrackerOk {
+                    url: url.clone(),
+                    peers: resp.peers.len(),
+                });
+                if event != AnnounceEvent::Stopped {
+                    shared.add_peers(resp.peers.iter().map(|p| p.addr));
+                }
+                return Some(resp);
+            }
+            Err(error) => {
+                tracing::debug!(%url, %error, "announce failed");
+                shared.emit(Event::TrackerError {
+                    url: url.clone(),
+                    error,
+                });
+            }
+        }
+    }
+    None
+}
+
+async fn announce(
+    client: &reqwest::Client,
+    url: &str,
+    req: &AnnounceRequest,
+) -> Result<AnnounceResponse, String> {
+    let mut resp = client
+        .get(req.url(url))
+        .send()
+        .await
+        .map_err(|e| format!("{:#}", anyhow_like(&e)))?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP status {}", resp.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_RESPONSE {
+            return Err(format!("response larger than {MAX_RESPONSE} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    AnnounceResponse::from_bencode(&body).map_err(|e| e.to_string())
+}
+
+/// reqwest's error with its causes, on one line.
+fn anyhow_like(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
