@@ -64,3 +64,95 @@ async fn three_seeders_two_fetchers_and_fetchers_reseed() {
         t.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeder_stopped_mid_transfer_does_not_stop_the_download() {
+    let shared = make_file(24 * 1024 * 1024, 64 * 1024, vec![]);
+    let first = seed(&shared.meta, &shared.path, vec![], vec![]).await;
+    let second = seed(&shared.meta, &shared.path, vec![], vec![]).await;
+    let first_id = first.peer_id();
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("out.bin");
+    // A small pipeline keeps the transfer going long enough to stop a seeder in the middle.
+    let config = share_engine::Config {
+        pipeline: 4,
+        ..config()
+    };
+    let f = fetch_with(
+        &shared.meta,
+        &path,
+        vec![],
+        vec![first.listen_addr(), second.listen_addr()],
+        config,
+    )
+    .await;
+    let mut events = f.events();
+    wait_for(
+        &mut events,
+        30,
+        "a piece from the first seeder",
+        |e| matches!(e, Event::PieceVerified { from, .. } if from.contains(&first_id)),
+    )
+    .await;
+    assert!(!f.is_complete(), "the seeder is stopped mid-transfer");
+    first.shutdown().await;
+    let seen = wait_for(&mut events, 60, "complete after losing a seeder", is_complete).await;
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::PeerDown { peer_id, .. } if *peer_id == first_id)),
+        "the fetcher saw the first seeder go"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), shared.data);
+    f.shutdown().await;
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_corrupt_data_is_banned_and_the_result_is_right() {
+    let shared = make_file(4 * 1024 * 1024, 32 * 1024, vec![]);
+    // The same manifest over a copy with a byte flipped in every piece.
+    let bad_path = shared.dir.path().join("corrupt.bin");
+    let mut bad = shared.data.clone();
+    for i in (100..bad.len()).step_by(32 * 1024) {
+        bad[i] ^= 0xff;
+    }
+    std::fs::write(&bad_path, &bad).unwrap();
+    let liar = seed(&shared.meta, &bad_path, vec![], vec![]).await;
+    let honest = seed(&shared.meta, &shared.path, vec![], vec![]).await;
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("out.bin");
+    // Only the liar at first, so it certainly sends bad pieces; the honest seeder joins after.
+    let f = fetch(&shared.meta, &path, vec![], vec![liar.listen_addr()]).await;
+    let mut events = f.events();
+    let seen = wait_for(&mut events, 30, "the corrupt peer banned", |e| {
+        matches!(e, Event::PeerBanned { .. })
+    })
+    .await;
+    let failed: Vec<_> = seen
+        .iter()
+        .filter(|e| matches!(e, Event::PieceFailed { .. }))
+        .collect();
+    assert!(!failed.is_empty(), "hash failures were seen before the ban");
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, Event::PeerBanned { peer_id, .. } if *peer_id == liar.peer_id())));
+    f.add_peers([honest.listen_addr(), liar.listen_addr()]);
+    let after = wait_for(&mut events, 60, "complete from the honest seeder", is_complete).await;
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        shared.data,
+        "no corrupt byte on disk"
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|e| matches!(e, Event::PeerUp { peer_id, .. } if *peer_id == liar.peer_id())),
+        "the banned peer is not let back in"
+    );
+    assert!(after
+        .iter()
+        .any(|e| matches!(e, Event::PeerUp { peer_id, .. } if *peer_id == honest.peer_id())));
+    for t in [f, liar, honest] {
+        t.shutdown().await;
+    }
+}
