@@ -31,6 +31,14 @@ impl Failure {
         }
     }
 
+    /// Any other exit code.
+    pub fn with_code(code: i32, error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code,
+            error: error.into(),
+        }
+    }
+
     /// The process exit code.
     pub fn code(&self) -> i32 {
         self.code

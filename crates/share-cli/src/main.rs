@@ -6,6 +6,8 @@ mod cmd;
 mod exit;
 mod manifest;
 mod progress;
+mod render;
+mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +25,10 @@ enum Command {
     Create(cmd::create::Args),
     /// Show what a .torrent manifest holds.
     Info(cmd::info::Args),
+    /// Write the manifest and seed it until Ctrl-C (with an embedded tracker if none is given).
+    Seed(cmd::seed::Args),
+    /// Download from the swarm, then keep seeding until Ctrl-C.
+    Fetch(cmd::fetch::Args),
     /// Run the HTTP announce tracker on its own.
     Tracker(cmd::tracker::Args),
 }
@@ -33,6 +39,8 @@ fn main() {
     let result = match cli.command {
         Command::Create(args) => cmd::create::run(args),
         Command::Info(args) => cmd::info::run(args),
+        Command::Seed(args) => cmd::seed::run(args),
+        Command::Fetch(args) => cmd::fetch::run(args),
         Command::Tracker(args) => cmd::tracker::run(args),
     };
     if let Err(err) = result {

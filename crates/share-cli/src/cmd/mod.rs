@@ -1,5 +1,7 @@
 //! One module per subcommand; each has an `Args` (clap) and a `run(Args) -> Outcome`.
 
 pub mod create;
+pub mod fetch;
 pub mod info;
+pub mod seed;
 pub mod tracker;

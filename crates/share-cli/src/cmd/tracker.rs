@@ -27,6 +27,9 @@ pub struct Args {
     /// Most peers stored in all swarms (about 80 bytes each).
     #[arg(long, value_name = "N")]
     pub max_peers: Option<usize>,
+    /// Worker threads serving requests (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 impl Args {
@@ -59,9 +62,13 @@ pub fn run(args: Args) -> Outcome {
 }
 
 /// Runs the tracker until `shutdown` completes; prints the announce URL once listening.
-fn run_until(args: Args, shutdown: impl Future<Output = ()>) -> Outcome {
+fn run_until(args: Args, shutdown: impl Future<Output = ()> + Send + 'static) -> Outcome {
     let config = args.config()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        runtime.worker_threads(usize::from(n));
+    }
+    let runtime = runtime
         .enable_all()
         .thread_name("share-tracker")
         .build()
@@ -82,9 +89,13 @@ fn run_until(args: Args, shutdown: impl Future<Output = ()>) -> Outcome {
             .context("cannot read the bound address")
             .map_err(Failure::runtime)?;
         eprintln!("tracker listening on {}", tracker_http::announce_url(local));
-        Tracker::new(config)
-            .serve(listener, shutdown)
+        // Serve from a worker thread, not from `block_on`'s thread: connections spawned by the
+        // accept loop then start on the worker that accepted them instead of waking another.
+        let serving = tokio::spawn(async move { Tracker::new(config).serve(listener, shutdown).await });
+        serving
             .await
+            .context("the tracker task failed")
+            .map_err(Failure::runtime)?
             .context("the tracker stopped")
             .map_err(Failure::runtime)?;
         eprintln!("tracker stopped");
@@ -119,6 +130,7 @@ mod tests {
             max_swarms: None,
             max_peers_per_swarm: Some(7),
             max_peers: None,
+            threads: Some(1),
         }
     }
 

@@ -1,0 +1,146 @@
+//! `share fetch`: download a torrent from its swarm with progress bars, then keep seeding
+//! until Ctrl-C (or exit at once with `--no-seed`). A partial output is re-checked and only
+//! the rest is fetched.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use share_engine::storage::output_paths;
+use share_engine::{Config, Mode, Params, Torrent};
+
+use crate::cmd::seed::{free_or_any, DEFAULT_PEER_PORT};
+use crate::exit::{Failure, Outcome};
+use crate::render::Render;
+use crate::run::{drive, runtime, Ended};
+
+/// Exit code when Ctrl-C stops a download before it completes (128 + SIGINT).
+pub const INTERRUPTED: i32 = 130;
+
+/// Arguments of `share fetch`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The .torrent manifest.
+    pub manifest: PathBuf,
+    /// Where to save: the file, or the directory of a multi-file torrent.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// A peer to connect to directly (HOST:PORT); repeat for several. Works with no tracker.
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub peers: Vec<String>,
+    /// Port for peer connections [default: 6881, or any free port].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Exit once the data is verified instead of seeding until Ctrl-C.
+    #[arg(long)]
+    pub no_seed: bool,
+    /// Newline-delimited JSON events on stdout instead of bars.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `share fetch`.
+pub fn run(args: Args) -> Outcome {
+    runtime()?.block_on(fetch(args))
+}
+
+async fn fetch(args: Args) -> Outcome {
+    let meta = std::sync::Arc::new(crate::manifest::load(&args.manifest)?);
+    let mut peers = Vec::new();
+    for p in &args.peers {
+        let found: Vec<SocketAddr> = tokio::net::lookup_host(p.as_str())
+            .await
+            .map_err(|e| Failure::input(anyhow!("cannot resolve peer {p:?} (expected HOST:PORT): {e}")))?
+            .collect();
+        peers.extend(found.first().copied());
+    }
+    let trackers = meta.trackers();
+    if peers.is_empty()
+        && !trackers
+            .iter()
+            .any(|t| t.starts_with("http://") || t.starts_with("https://"))
+    {
+        return Err(Failure::input(anyhow!(
+            "{} names no HTTP tracker and no --peer was given: there is nobody to fetch from",
+            args.manifest.display()
+        )));
+    }
+    let out = args.output.clone();
+    if !meta.info.multi_file && out.is_dir() {
+        return Err(Failure::input(anyhow!(
+            "{} is a directory; give the file to save {} as (e.g. {})",
+            out.display(),
+            meta.info.name,
+            out.join(&meta.info.name).display()
+        )));
+    }
+    let root = if meta.info.multi_file {
+        out.clone()
+    } else {
+        match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    };
+    let listen = SocketAddr::from(([0, 0, 0, 0], args.port.unwrap_or(DEFAULT_PEER_PORT)));
+    let listen = match args.port {
+        Some(_) => listen,
+        None => free_or_any(listen).await,
+    };
+    let params = Params {
+        paths: output_paths(&meta, &out),
+        meta: meta.clone(),
+        root,
+        mode: Mode::Fetch,
+        trackers,
+        peers,
+        config: Config {
+            listen,
+            ..Config::default()
+        },
+    };
+    let torrent = Torrent::start(params).await.map_err(Failure::runtime)?;
+    let mut render = Render::new(args.json, &meta.info.name);
+    render.emit(
+        serde_json::json!({
+            "event": "fetching",
+            "name": meta.info.name,
+            "info_hash": meta.info_hash.to_hex(),
+            "total_length": meta.total_len(),
+            "output": out,
+            "listen": torrent.listen_addr(),
+        }),
+        || {
+            Some(format!(
+                "fetching {} ({}) into {}",
+                meta.info.name,
+                indicatif::HumanBytes(meta.total_len()),
+                out.display()
+            ))
+        },
+    );
+    let no_seed = args.no_seed;
+    let shown = out.display().to_string();
+    let ended = drive(&torrent, &mut render, no_seed, |r| {
+        let then = if no_seed { "" } else { "; seeding until Ctrl-C" };
+        r.println(&format!("complete: {shown} verified{then}"));
+    })
+    .await;
+    render.finish();
+    let stats = torrent.stats();
+    let complete = torrent.is_complete();
+    torrent.shutdown().await;
+    match ended {
+        Ended::Fatal(message) => Err(Failure::runtime(anyhow!(message))),
+        Ended::Complete => Ok(()),
+        Ended::Interrupted if complete => Ok(()),
+        Ended::Interrupted => Err(Failure::with_code(
+            INTERRUPTED,
+            anyhow!(
+                "interrupted with {} of {} pieces verified; run the same command again to resume",
+                stats.pieces_have,
+                stats.pieces_total
+            ),
+        )),
+    }
+}

@@ -1,0 +1,149 @@
+//! `share seed`: write the manifest and seed until Ctrl-C, with a tracker embedded in the
+//! same process when none is given.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use share_engine::storage::output_paths;
+use share_engine::{Config, Mode, Params, Torrent};
+
+use crate::cmd::create::{default_manifest_path, make, ManifestArgs};
+use crate::exit::{Failure, Outcome};
+use crate::render::Render;
+use crate::run::{announce_host, bind_or_any, drive, runtime, Ended};
+
+/// Default port for peer connections (any free one if taken).
+pub const DEFAULT_PEER_PORT: u16 = 6881;
+/// Default port of the embedded tracker (any free one if taken).
+pub const DEFAULT_TRACKER_PORT: u16 = 6969;
+
+/// Arguments of `share seed`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The file or directory to share.
+    pub path: PathBuf,
+    /// Where to write the manifest [default: PATH.torrent].
+    #[arg(short, long, value_name = "MANIFEST")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    /// Port for peer connections [default: 6881, or any free port].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Port of the embedded tracker (when no --tracker is given) [default: 6969, or any free port].
+    #[arg(long)]
+    pub tracker_port: Option<u16>,
+    /// Address written into the embedded tracker's URL, when the detected one is wrong.
+    #[arg(long, value_name = "IP")]
+    pub announce_host: Option<IpAddr>,
+    /// Newline-delimited JSON events on stdout instead of bars.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `share seed`.
+pub fn run(args: Args) -> Outcome {
+    runtime()?.block_on(seed(args))
+}
+
+async fn seed(args: Args) -> Outcome {
+    let mut options = args.manifest.options()?;
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_manifest_path(&args.path));
+    let (stop_tracker, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut tracker = None;
+    if options.trackers.is_empty() {
+        let preferred = SocketAddr::from(([0, 0, 0, 0], args.tracker_port.unwrap_or(DEFAULT_TRACKER_PORT)));
+        let listener = match args.tracker_port {
+            Some(_) => tokio::net::TcpListener::bind(preferred).await,
+            None => bind_or_any(preferred).await,
+        }
+        .map_err(|e| Failure::runtime(anyhow!("cannot start the embedded tracker on {preferred}: {e}")))?;
+        let port = listener.local_addr().map_err(Failure::runtime)?.port();
+        let url = tracker_http::announce_url(SocketAddr::new(announce_host(args.announce_host), port));
+        options.trackers = vec![url];
+        let t = tracker_http::Tracker::new(tracker_http::Config::default());
+        let serving = t.clone();
+        tokio::spawn(async move {
+            let _ = serving
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        tracker = Some(t);
+    }
+    let (path, out) = (args.path.clone(), output.clone());
+    let opts = options.clone();
+    let made = tokio::task::spawn_blocking(move || make(&path, &out, &opts))
+        .await
+        .map_err(|e| Failure::runtime(anyhow!("hashing failed: {e}")))??;
+    if let Some(t) = &tracker {
+        t.set_name(made.info_hash, &made.name);
+    }
+    let meta = std::sync::Arc::new(crate::manifest::load(&output)?);
+    let root = args.path.clone();
+    let paths = output_paths(&meta, &root);
+    let listen = SocketAddr::from(([0, 0, 0, 0], args.port.unwrap_or(DEFAULT_PEER_PORT)));
+    let listen = match args.port {
+        Some(_) => listen,
+        None => free_or_any(listen).await,
+    };
+    let params = Params {
+        meta,
+        paths,
+        root,
+        mode: Mode::Seed,
+        trackers: options.trackers.clone(),
+        peers: vec![],
+        config: Config {
+            listen,
+            ..Config::default()
+        },
+    };
+    let torrent = Torrent::start(params).await.map_err(Failure::runtime)?;
+    let mut render = Render::new(args.json, &made.name);
+    render.emit(
+        serde_json::json!({
+            "event": "seeding",
+            "name": made.name,
+            "info_hash": made.info_hash.to_hex(),
+            "manifest": output,
+            "trackers": options.trackers,
+            "embedded_tracker": tracker.is_some(),
+            "listen": torrent.listen_addr(),
+        }),
+        || {
+            Some(format!(
+                "seeding {} ({}) from {}\n  manifest: {} (info hash {})\n  tracker:  {}{}\n  peers connect on port {}; Ctrl-C to stop",
+                made.name,
+                indicatif::HumanBytes(made.total_len),
+                args.path.display(),
+                output.display(),
+                made.info_hash,
+                options.trackers.join(", "),
+                if tracker.is_some() { " (embedded)" } else { "" },
+                torrent.listen_addr().port()
+            ))
+        },
+    );
+    let ended = drive(&torrent, &mut render, false, |_| {}).await;
+    render.finish();
+    torrent.shutdown().await;
+    let _ = stop_tracker.send(());
+    match ended {
+        Ended::Fatal(message) => Err(Failure::runtime(anyhow!(message))),
+        Ended::Interrupted | Ended::Complete => Ok(()),
+    }
+}
+
+/// `preferred` if its port is free, else the same address with port 0.
+pub async fn free_or_any(preferred: SocketAddr) -> SocketAddr {
+    match tokio::net::TcpListener::bind(preferred).await {
+        Ok(_) => preferred,
+        Err(_) => SocketAddr::new(preferred.ip(), 0),
+    }
+}

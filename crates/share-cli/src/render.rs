@@ -1,0 +1,171 @@
+//! Turning engine events into what a person or a script sees: indicatif bars on a terminal,
+//! plain lines otherwise, or newline-delimited JSON with `--json`.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use share_engine::{Event, Stats};
+
+/// How output is shown.
+pub struct Render {
+    json: bool,
+    multi: MultiProgress,
+    bar: Option<ProgressBar>,
+    check: Option<ProgressBar>,
+    label: String,
+    terminal: bool,
+}
+
+impl Render {
+    /// `label` names the torrent on the bar.
+    pub fn new(json: bool, label: &str) -> Self {
+        let terminal = !json && std::io::stderr().is_terminal();
+        let target = if terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Self {
+            json,
+            multi: MultiProgress::with_draw_target(target),
+            bar: None,
+            check: None,
+            label: label.to_string(),
+            terminal,
+        }
+    }
+
+    /// Prints one JSON object on stdout (JSON mode) or a line above the bars.
+    pub fn emit(&self, value: serde_json::Value, text: impl FnOnce() -> Option<String>) {
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{value}");
+            let _ = out.flush();
+        } else if let Some(line) = text() {
+            self.println(&line);
+        }
+    }
+
+    /// A line of text above the bars (or plainly on stderr without a terminal).
+    pub fn println(&self, line: &str) {
+        if self.terminal {
+            let _ = self.multi.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn download_bar(&mut self, total: u64) -> &ProgressBar {
+        self.bar.get_or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new(total));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:.bold} [{bar:30.cyan/blue}] {binary_bytes}/{binary_total_bytes} {msg} ETA {eta}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(self.label.clone());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        })
+    }
+
+    /// Renders one engine event.
+    pub fn event(&mut self, event: &Event) {
+        match event {
+            Event::Checking { done, total } => {
+                if !self.json {
+                    let check = self.check.get_or_insert_with(|| {
+                        let b = self.multi.add(crate::progress::bytes_bar(*total, "checking"));
+                        b.set_length(*total);
+                        b
+                    });
+                    check.set_position(*done);
+                    if done == total {
+                        check.finish_and_clear();
+                    }
+                }
+                if done == total || *done == 0 {
+                    self.emit(json!({"event": "checking", "done": done, "total": total}), || None);
+                }
+            }
+            Event::Progress(s) => {
+                if self.json {
+                    self.emit(progress_json(s), || None);
+                } else {
+                    let bar = self.download_bar(s.total_bytes);
+                    bar.set_position(s.have_bytes);
+                    bar.set_message(status(s));
+                }
+            }
+            Event::PeerUp { addr, peer_id, client } => self.emit(
+                json!({"event": "peer_up", "addr": addr, "peer_id": peer_id.to_string(), "client": client}),
+                || None,
+            ),
+            Event::PeerDown { addr, peer_id, reason } => self.emit(
+                json!({"event": "peer_down", "addr": addr, "peer_id": peer_id.to_string(), "reason": reason}),
+                || None,
+            ),
+            Event::PieceVerified { piece, from } => self.emit(
+                json!({"event": "piece_verified", "piece": piece, "from": from.iter().map(|p| p.to_string()).collect::<Vec<_>>()}),
+                || None,
+            ),
+            Event::PieceFailed { piece, from } => self.emit(
+                json!({"event": "piece_failed", "piece": piece, "from": from.iter().map(|p| p.to_string()).collect::<Vec<_>>()}),
+                || Some(format!("piece {piece} failed its hash check; fetching it again")),
+            ),
+            Event::PeerBanned { addr, peer_id, reason } => self.emit(
+                json!({"event": "peer_banned", "addr": addr, "peer_id": peer_id.to_string(), "reason": reason}),
+                || Some(format!("banned peer {addr}: {reason}")),
+            ),
+            Event::Complete => self.emit(json!({"event": "complete"}), || None),
+            Event::TrackerOk { url, peers } => {
+                self.emit(json!({"event": "tracker_ok", "url": url, "peers": peers}), || None)
+            }
+            Event::TrackerError { url, error } => self.emit(
+                json!({"event": "tracker_error", "url": url, "error": error}),
+                || Some(format!("tracker {url}: {error} (retrying; carrying on with known peers)")),
+            ),
+            Event::Fatal(message) => self.emit(json!({"event": "error", "message": message}), || None),
+        }
+    }
+
+    /// Clears the bars.
+    pub fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        if let Some(b) = self.check.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn status(s: &Stats) -> String {
+    format!(
+        "↓ {}/s ↑ {}/s, {} peers ({} seeders)",
+        HumanBytes(s.down_rate as u64),
+        HumanBytes(s.up_rate as u64),
+        s.peers,
+        s.seeders
+    )
+}
+
+fn progress_json(s: &Stats) -> serde_json::Value {
+    json!({
+        "event": "progress",
+        "have": s.have_bytes,
+        "total": s.total_bytes,
+        "pieces_have": s.pieces_have,
+        "pieces_total": s.pieces_total,
+        "peers": s.peers,
+        "seeders": s.seeders,
+        "downloaded": s.downloaded,
+        "uploaded": s.uploaded,
+        "down_rate": s.down_rate.round(),
+        "up_rate": s.up_rate.round(),
+    })
+}

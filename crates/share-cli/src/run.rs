@@ -1,0 +1,105 @@
+//! What `seed` and `fetch` share: the tokio runtime, signals, the embedded tracker, the
+//! announce address, and the loop that renders a torrent's events until it is time to stop.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use anyhow::anyhow;
+use share_engine::{Event, Torrent};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::exit::Failure;
+use crate::render::Render;
+
+/// A multi-threaded runtime for a command.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(anyhow!("cannot start the async runtime: {e}")))
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+/// Why the event loop ended.
+pub enum Ended {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The download completed and the caller asked to stop then.
+    Complete,
+    /// A fatal error.
+    Fatal(String),
+}
+
+/// Renders events until interrupted, a fatal error, or (with `stop_when_complete`) completion.
+pub async fn drive(
+    torrent: &Torrent,
+    render: &mut Render,
+    stop_when_complete: bool,
+    on_complete: impl Fn(&Render),
+) -> Ended {
+    let mut events = torrent.events();
+    let stop = interrupted();
+    tokio::pin!(stop);
+    loop {
+        let event = tokio::select! {
+            () = &mut stop => return Ended::Interrupted,
+            e = events.recv() => e,
+        };
+        match event {
+            Ok(e) => {
+                render.event(&e);
+                match e {
+                    Event::Complete => {
+                        on_complete(render);
+                        if stop_when_complete {
+                            return Ended::Complete;
+                        }
+                    }
+                    Event::Fatal(message) => return Ended::Fatal(message),
+                    _ => {}
+                }
+            }
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return Ended::Fatal("the engine stopped".into()),
+        }
+    }
+}
+
+/// The address to write into an embedded tracker's URL: the user's choice, else the first
+/// private IPv4 address of this host, else any non-loopback IPv4, else loopback.
+pub fn announce_host(choice: Option<IpAddr>) -> IpAddr {
+    if let Some(ip) = choice {
+        return ip;
+    }
+    let addrs: Vec<Ipv4Addr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| match i.ip() {
+            IpAddr::V4(v4) if !v4.is_loopback() && !v4.is_link_local() => Some(v4),
+            _ => None,
+        })
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_private())
+        .or(addrs.first())
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| IpAddr::V4(*a))
+}
+
+/// Binds `preferred`, or any free port on the same address if it is taken.
+pub async fn bind_or_any(preferred: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(preferred).await {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            tokio::net::TcpListener::bind(SocketAddr::new(preferred.ip(), 0)).await
+        }
+        Err(e) => Err(e),
+    }
+}
