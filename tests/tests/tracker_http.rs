@@ -149,3 +149,27 @@ fn shutdown_closes_idle_kept_alive_connections_and_returns() {
     );
     assert!(TcpStream::connect(t.addr).is_err(), "the listener is closed");
 }
+
+#[test]
+fn idle_and_slow_connections_are_closed_after_the_idle_timeout() {
+    let config = Config {
+        idle_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let t = RunningTracker::start("127.0.0.1:0", config).unwrap();
+    let mut idle = TcpStream::connect(t.addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    idle.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_reply(&mut idle).unwrap().status, 200);
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    assert_eq!(std::io::Read::read_to_end(&mut idle, &mut rest).unwrap(), 0);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+    // A slow client that never finishes its headers is cut off the same way.
+    let mut slow = TcpStream::connect(t.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.write_all(b"GET /stats HTTP/1.1\r\nHost:").unwrap();
+    let _ = std::io::Read::read_to_end(&mut slow, &mut rest);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

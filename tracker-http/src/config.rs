@@ -33,11 +33,10 @@ pub struct Config {
     pub max_query_len: usize,
     /// Connections served at once; further ones wait in the listen backlog.
     pub max_connections: usize,
-    /// A client must send a request's headers within this time.
-    pub header_timeout: Duration,
-    /// A kept-alive connection is closed gracefully after this age, so idle clients cannot
-    /// hold the connection slots forever.
-    pub max_connection_age: Duration,
+    /// A connection on which no request starts for this long (between one and two times it)
+    /// is closed: idle kept-alive clients and clients that send headers too slowly cannot
+    /// hold the connection slots.
+    pub idle_timeout: Duration,
 }
 
 impl Config {
@@ -68,8 +67,7 @@ impl Default for Config {
             max_listed_swarms: 1000,
             max_query_len: 4096,
             max_connections: 4096,
-            header_timeout: Duration::from_secs(10),
-            max_connection_age: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(15),
         }
     }
 }

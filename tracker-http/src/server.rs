@@ -1,22 +1,31 @@
 //! The accept loop: HTTP/1.1 connections served by hyper through the warp routes, a cap on
-//! connections, the periodic cleaning sweep, and a graceful shutdown.
+//! connections, an idle timeout, the periodic cleaning sweep, and a graceful shutdown.
 //!
 //! The caller binds the listener (tests bind port 0). Each connection runs in its own task
 //! holding one permit of a semaphore sized `max_connections`; the loop waits for a permit
-//! before accepting, so excess clients wait in the kernel's backlog. On shutdown the loop stops
-//! accepting, tells every connection to finish its current request and close, stops the sweep,
-//! and returns once every connection task has given its permit back.
+//! before accepting, so excess clients wait in the kernel's backlog.
+//!
+//! A connection has one timer. When it fires and no request has started since the last time,
+//! the connection is idle (or a client is sending its headers too slowly): it is asked to
+//! close, and dropped if it has not within the grace period. hyper's own header-read timeout
+//! is not used: it does not cover idle kept-alive connections, and its per-request timer
+//! costs more than a counter.
+//!
+//! On shutdown the loop stops accepting, tells every connection to finish its current request
+//! and close (dropping it after the grace period), stops the sweep, and returns once every
+//! connection task has given its permit back.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::Http;
-use hyper::service::service_fn;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tracing::Instrument as _;
+use warp::hyper::server::conn::Http;
+use warp::hyper::service::service_fn;
 
 use crate::routes::{routes, RemoteAddr};
 use crate::state::State;
@@ -43,7 +52,6 @@ pub async fn serve(
     let mut http = Http::new();
     http.http1_only(true)
         .http1_keep_alive(true)
-        .http1_header_read_timeout(config.header_timeout)
         .max_buf_size(16 * 1024);
     let service = warp::service(routes(state.clone()));
 
@@ -78,7 +86,7 @@ pub async fn serve(
             http.clone(),
             service.clone(),
             stop_rx.clone(),
-            config.max_connection_age,
+            config.idle_timeout,
         );
         tokio::spawn(async move {
             conn.await;
@@ -94,16 +102,16 @@ pub async fn serve(
     Ok(())
 }
 
-/// One connection: requests until the client closes, the age limit, or shutdown.
+/// One connection: requests until the client closes, it idles for `idle`, or shutdown.
 async fn connection<S>(
     stream: TcpStream,
     peer: SocketAddr,
     http: Http,
     service: S,
     mut stop: watch::Receiver<bool>,
-    max_age: Duration,
+    idle: Duration,
 ) where
-    S: hyper::service::Service<
+    S: warp::hyper::service::Service<
             warp::http::Request<warp::hyper::Body>,
             Response = warp::http::Response<warp::hyper::Body>,
             Error = std::convert::Infallible,
@@ -112,27 +120,48 @@ async fn connection<S>(
         + 'static,
     S::Future: Send + 'static,
 {
+    // Requests started on this connection; the idle timer compares it between firings.
+    let started = Arc::new(AtomicU32::new(0));
+    let counter = started.clone();
     let svc = service_fn(move |mut req: warp::http::Request<warp::hyper::Body>| {
+        counter.fetch_add(1, Ordering::Relaxed);
         req.extensions_mut().insert(RemoteAddr(peer));
         service.clone().call(req)
     });
     let conn = http.serve_connection(stream, svc);
     tokio::pin!(conn);
-    let outcome = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-        () = tokio::time::sleep(max_age) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let timer = tokio::time::sleep(idle);
+    tokio::pin!(timer);
+    let mut seen = 0;
+    let outcome = loop {
+        tokio::select! {
+            r = conn.as_mut() => break Some(r),
+            _ = stop.changed() => break None,
+            () = timer.as_mut() => {
+                let now = started.load(Ordering::Relaxed);
+                if now == seen {
+                    break None;
+                }
+                seen = now;
+                timer.as_mut().reset(tokio::time::Instant::now() + idle);
+            }
         }
     };
-    if let Err(e) = outcome {
+    let outcome = match outcome {
+        Some(r) => Some(r),
+        None => {
+            conn.as_mut().graceful_shutdown();
+            tokio::time::timeout(GRACE.min(idle), conn).await.ok()
+        }
+    };
+    if let Some(Err(e)) = outcome {
         tracing::trace!(%peer, error = %e, "connection ended with an error");
     }
 }
+
+/// How long a connection asked to close may take to finish its request before it is dropped
+/// (or the idle timeout, if shorter).
+const GRACE: Duration = Duration::from_secs(5);
 
 /// The one periodic cleaning sweep: forgets expired peers every quarter of the peer timeout
 /// (between 1 s and 5 min).

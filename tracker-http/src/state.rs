@@ -8,13 +8,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use share_proto::announce::{AnnounceRequest, ScrapeStats};
 use share_proto::InfoHash;
 
-use crate::swarm::{Announced, Limits, Refusal, SwarmSummary, Swarms};
+use crate::swarm::{Announced, Budget, Limits, Refusal, SwarmSummary, Swarms};
 use crate::Config;
 
 /// Number of shards: a power of two, a few per core.
@@ -48,25 +48,22 @@ pub struct State {
 }
 
 impl State {
-    /// Empty state applying `config`'s limits, split evenly over the shards.
+    /// Empty state applying `config`'s limits: per swarm in each shard, totals in one
+    /// budget shared by the shards.
     pub fn new(config: Config) -> Self {
-        let per_shard = |n: usize| n.div_ceil(SHARDS).max(1);
         let limits = Limits {
-            max_swarms: per_shard(config.max_swarms),
             max_peers_per_swarm: config.max_peers_per_swarm,
-            max_peers: per_shard(config.max_peers),
             default_numwant: config.default_numwant,
             max_numwant: config.max_numwant,
         };
+        let budget = Arc::new(Budget::new(config.max_swarms, config.max_peers));
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x9e37_79b9, |d| d.as_nanos() as u64);
         let shards = (0..SHARDS as u64)
             .map(|i| {
-                Mutex::new(Swarms::new(
-                    limits,
-                    seed ^ (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                ))
+                let seed = seed ^ (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                Mutex::new(Swarms::new(limits, budget.clone(), seed))
             })
             .collect();
         Self {

@@ -9,7 +9,8 @@
 //! - `seeders` of a swarm is the number of its entries with `left == 0`.
 //! - `downloaded` grows once per leecher-to-seeder transition of a stored peer (or a
 //!   `completed` event from a peer not stored), never for a peer that started as a seeder.
-//! - `peers` of the shard is the sum of its swarms' entries, and never exceeds `max_peers`.
+//! - `peers` of the shard is the sum of its swarms' entries. The [`Budget`] shared by all
+//!   shards counts every stored peer and swarm, so the totals never exceed its maxima.
 //! - The response is built before the announcing peer is stored or updated, and skips the
 //!   peer's own entry, so a peer never gets itself back.
 //! - A peer id already stored from another address is only taken over with the same `key`.
@@ -19,20 +20,52 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use share_proto::announce::{AnnounceRequest, Event, ScrapeStats};
 use share_proto::{InfoHash, PeerId};
 
-/// Limits and defaults a shard applies (a shard's share of the [`crate::Config`] limits).
+/// The global limits on swarms and peers, shared by every shard: counts taken when a swarm
+/// or peer is stored and given back when it goes. Atomics, so no shard waits for another.
+#[derive(Debug)]
+pub struct Budget {
+    max_swarms: usize,
+    max_peers: usize,
+    swarms: AtomicUsize,
+    peers: AtomicUsize,
+}
+
+impl Budget {
+    /// Room for `max_swarms` swarms and `max_peers` peers in all.
+    pub fn new(max_swarms: usize, max_peers: usize) -> Self {
+        Self {
+            max_swarms,
+            max_peers,
+            swarms: AtomicUsize::new(0),
+            peers: AtomicUsize::new(0),
+        }
+    }
+
+    fn take(count: &AtomicUsize, max: usize) -> bool {
+        count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn give(count: &AtomicUsize, n: usize) {
+        count.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// Per-swarm limits and defaults a shard applies.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Swarms at most.
-    pub max_swarms: usize,
     /// Peers per swarm at most.
     pub max_peers_per_swarm: usize,
-    /// Peers in all swarms at most.
-    pub max_peers: usize,
     /// Peers returned when `numwant` is absent.
     pub default_numwant: u32,
     /// Peers returned at most.
@@ -171,17 +204,28 @@ pub struct Swarms {
     swarms: HashMap<InfoHash, Swarm>,
     peers: usize,
     limits: Limits,
+    budget: Arc<Budget>,
     rng: u64,
 }
 
 impl Swarms {
-    /// An empty shard; `seed` starts the generator that picks response windows.
-    pub fn new(limits: Limits, seed: u64) -> Self {
+    /// An empty shard drawing on `budget`; `seed` starts the generator that picks response
+    /// windows.
+    pub fn new(limits: Limits, budget: Arc<Budget>, seed: u64) -> Self {
         Self {
             swarms: HashMap::new(),
             peers: 0,
             limits,
+            budget,
             rng: seed | 1,
+        }
+    }
+
+    /// Forgets the swarm `info_hash` if it is empty, giving its place back to the budget.
+    fn drop_if_empty(&mut self, info_hash: &InfoHash) {
+        if self.swarms.get(info_hash).is_some_and(|s| s.peers.is_empty()) {
+            self.swarms.remove(info_hash);
+            Budget::give(&self.budget.swarms, 1);
         }
     }
 
@@ -201,7 +245,9 @@ impl Swarms {
             return self.stop(ip, request);
         }
         let limits = self.limits;
-        if !self.swarms.contains_key(&request.info_hash) && self.swarms.len() >= limits.max_swarms {
+        if !self.swarms.contains_key(&request.info_hash)
+            && !Budget::take(&self.budget.swarms, self.budget.max_swarms)
+        {
             return Err(Refusal::TooManySwarms);
         }
         let swarm = self.swarms.entry(request.info_hash).or_default();
@@ -237,7 +283,9 @@ impl Swarms {
                 *stored = peer;
                 was
             }),
-            None if swarm.peers.len() >= limits.max_peers_per_swarm || self.peers >= limits.max_peers => {
+            None if swarm.peers.len() >= limits.max_peers_per_swarm
+                || !Budget::take(&self.budget.peers, self.budget.max_peers) =>
+            {
                 warning = Some("the swarm is full: you were answered but not registered");
                 None
             }
@@ -260,9 +308,7 @@ impl Swarms {
             }
         }
         let stats = swarm.stats();
-        if swarm.peers.is_empty() {
-            self.swarms.remove(&request.info_hash);
-        }
+        self.drop_if_empty(&request.info_hash);
         Ok(Announced {
             complete: stats.complete,
             incomplete: stats.incomplete,
@@ -288,11 +334,10 @@ impl Swarms {
             }
             swarm.peers.swap_remove_index(i);
             self.peers -= 1;
+            Budget::give(&self.budget.peers, 1);
         }
         let stats = swarm.stats();
-        if swarm.peers.is_empty() {
-            self.swarms.remove(&request.info_hash);
-        }
+        self.drop_if_empty(&request.info_hash);
         Ok(Announced {
             complete: stats.complete,
             incomplete: stats.incomplete,
@@ -305,6 +350,7 @@ impl Swarms {
     /// empty swarms. Returns how many peers were forgotten.
     pub fn clean(&mut self, now: u32, timeout: u32) -> usize {
         let before = self.peers;
+        let swarms_before = self.swarms.len();
         let mut total = 0;
         self.swarms.retain(|_, swarm| {
             swarm
@@ -322,6 +368,8 @@ impl Swarms {
             self.swarms.shrink_to_fit();
         }
         self.peers = total;
+        Budget::give(&self.budget.peers, before - total);
+        Budget::give(&self.budget.swarms, swarms_before - self.swarms.len());
         before - total
     }
 

@@ -2,14 +2,17 @@
 
 use super::*;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 const LIMITS: Limits = Limits {
-    max_swarms: 10,
     max_peers_per_swarm: 1000,
-    max_peers: 5000,
     default_numwant: 50,
     max_numwant: 200,
 };
+
+fn shard(seed: u64) -> Swarms {
+    Swarms::new(LIMITS, Arc::new(Budget::new(10, 5000)), seed)
+}
 
 fn req(hash: u8, peer: u8, left: u64, event: Event) -> AnnounceRequest {
     let mut r = AnnounceRequest::new(
@@ -28,7 +31,7 @@ fn v4(last: u8) -> IpAddr {
 
 #[test]
 fn a_peer_never_gets_itself_back() {
-    let mut s = Swarms::new(LIMITS, 1);
+    let mut s = shard(1);
     let first = s.announce(0, v4(1), &req(1, 1, 10, Event::Started)).unwrap();
     assert!(first.peers.is_empty());
     assert_eq!((first.complete, first.incomplete), (0, 1));
@@ -54,7 +57,7 @@ fn a_peer_never_gets_itself_back() {
 
 #[test]
 fn numwant_default_cap_and_distinct_window() {
-    let mut s = Swarms::new(LIMITS, 7);
+    let mut s = shard(7);
     for p in 0..250u8 {
         s.announce(0, v4(p), &req(1, p, 1, Event::Started)).unwrap();
     }
@@ -73,7 +76,7 @@ fn numwant_default_cap_and_distinct_window() {
 
 #[test]
 fn completed_counts_once_and_moves_leecher_to_seeder() {
-    let mut s = Swarms::new(LIMITS, 1);
+    let mut s = shard(1);
     s.announce(0, v4(1), &req(1, 1, 100, Event::Started)).unwrap();
     let done = s.announce(1, v4(1), &req(1, 1, 0, Event::Completed)).unwrap();
     assert_eq!((done.complete, done.incomplete), (1, 0));
@@ -92,7 +95,7 @@ fn completed_counts_once_and_moves_leecher_to_seeder() {
 
 #[test]
 fn stopped_removes_the_peer_and_empty_swarms() {
-    let mut s = Swarms::new(LIMITS, 1);
+    let mut s = shard(1);
     s.announce(0, v4(1), &req(1, 1, 0, Event::Started)).unwrap();
     s.announce(0, v4(2), &req(1, 2, 5, Event::Started)).unwrap();
     let r = s.announce(1, v4(1), &req(1, 1, 0, Event::Stopped)).unwrap();
@@ -109,7 +112,7 @@ fn stopped_removes_the_peer_and_empty_swarms() {
 
 #[test]
 fn peers_expire_after_the_timeout_in_one_sweep() {
-    let mut s = Swarms::new(LIMITS, 1);
+    let mut s = shard(1);
     s.announce(0, v4(1), &req(1, 1, 0, Event::Started)).unwrap();
     s.announce(30, v4(2), &req(1, 2, 1, Event::Started)).unwrap();
     s.announce(30, v4(3), &req(2, 3, 1, Event::Started)).unwrap();
@@ -129,15 +132,16 @@ fn peers_expire_after_the_timeout_in_one_sweep() {
 
 #[test]
 fn limits_on_swarms_and_peers() {
+    // Two shards share one budget of 2 swarms and 4 peers.
+    let budget = Arc::new(Budget::new(2, 4));
     let limits = Limits {
-        max_swarms: 2,
         max_peers_per_swarm: 3,
-        max_peers: 4,
         ..LIMITS
     };
-    let mut s = Swarms::new(limits, 1);
+    let mut s = Swarms::new(limits, budget.clone(), 1);
+    let mut other = Swarms::new(limits, budget.clone(), 2);
     s.announce(0, v4(1), &req(1, 1, 1, Event::Started)).unwrap();
-    s.announce(0, v4(2), &req(2, 2, 1, Event::Started)).unwrap();
+    other.announce(0, v4(2), &req(2, 2, 1, Event::Started)).unwrap();
     assert_eq!(
         s.announce(0, v4(3), &req(3, 3, 1, Event::Started)),
         Err(Refusal::TooManySwarms)
@@ -150,12 +154,12 @@ fn limits_on_swarms_and_peers() {
     assert_eq!((full.peers.len(), full.incomplete), (3, 3));
     assert!(full.warning.is_some());
     // 4 peers in all now: the global cap refuses a new peer in swarm 2 too.
-    assert!(s
+    assert!(other
         .announce(0, v4(8), &req(2, 8, 1, Event::Started))
         .unwrap()
         .warning
         .is_some());
-    assert_eq!(s.peer_counts(), (4, 0));
+    assert_eq!((s.peer_counts(), other.peer_counts()), ((3, 0), (1, 0)));
     // Stored peers still update.
     assert_eq!(
         s.announce(1, v4(1), &req(1, 1, 0, Event::Completed))
@@ -163,11 +167,17 @@ fn limits_on_swarms_and_peers() {
             .warning,
         None
     );
+    // Leaving and expiring give the places back: a new swarm fits again.
+    s.announce(2, v4(3), &req(1, 3, 1, Event::Stopped)).unwrap();
+    other.clean(1000, 60);
+    assert_eq!(other.swarm_count(), 0);
+    s.announce(3, v4(3), &req(3, 3, 1, Event::Started)).unwrap();
+    assert_eq!(s.swarm_count(), 2);
 }
 
 #[test]
 fn a_peer_id_moves_address_only_with_its_key() {
-    let mut s = Swarms::new(LIMITS, 1);
+    let mut s = shard(1);
     let mut r = req(1, 1, 1, Event::Started);
     r.key = Some(42);
     s.announce(0, v4(1), &r).unwrap();
@@ -188,7 +198,7 @@ fn a_peer_id_moves_address_only_with_its_key() {
 
 #[test]
 fn ip_parameter_and_v4_mapped_connections() {
-    let mut s = Swarms::new(LIMITS, 1);
+    let mut s = shard(1);
     let mut r = req(1, 1, 1, Event::Started);
     r.ip = Some("2001:db8::5".parse().unwrap());
     s.announce(0, v4(1), &r).unwrap();
@@ -207,7 +217,7 @@ fn ip_parameter_and_v4_mapped_connections() {
 
 #[test]
 fn listing_is_bounded() {
-    let mut s = Swarms::new(LIMITS, 1);
+    let mut s = shard(1);
     for h in 0..5 {
         s.announce(0, v4(1), &req(h, 1, 1, Event::Started)).unwrap();
     }
