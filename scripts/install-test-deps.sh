@@ -3,8 +3,9 @@
 # Skips apt when they are all present already.
 set -euo pipefail
 
-packages=(aria2 transmission-cli mktorrent)
-tools=(aria2c transmission-show transmission-create transmission-cli mktorrent)
+# iproute2: network namespaces for the Transmission tests (Transmission never dials loopback).
+packages=(aria2 transmission-cli transmission-daemon mktorrent iproute2)
+tools=(aria2c transmission-show transmission-create transmission-cli transmission-daemon transmission-remote mktorrent ip)
 
 missing=0
 for t in "${tools[@]}"; do

@@ -12,87 +12,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use share_proto::InfoHash;
 use share_tests::netns::{require_pair, Netns, NetnsPair};
+use share_tests::ns_tracker::NsTracker;
 use share_tests::tools::require;
 use share_tests::transmission::{Options, Transmission};
-use tracker_http::{Config, Tracker};
 use tracker_support::{make_torrent, payload, ChildGuard};
 
 const TRACKER_PORT: u16 = 6969;
 const ARIA2_PORT: u16 = 6881;
 const SIZE: usize = 4 << 20;
-
-/// Our tracker, served on a runtime of its own from a socket inside a namespace.
-struct NsTracker {
-    tracker: Tracker,
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl NsTracker {
-    fn start(ns: &Netns, addr: SocketAddr) -> Self {
-        let listener = ns
-            .listen_tcp(addr)
-            .expect("bind the tracker inside the namespace");
-        listener.set_nonblocking(true).expect("non-blocking listener");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let listener = {
-            let _in_runtime = runtime.enter();
-            tokio::net::TcpListener::from_std(listener).expect("register the listener")
-        };
-        // Short intervals: clients hear of each other within seconds whatever the start order.
-        let tracker = Tracker::new(Config::with_interval(3));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tracker.clone();
-        runtime.spawn(async move {
-            let _ = serving
-                .serve(listener, async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Self {
-            tracker,
-            addr,
-            stop: Some(stop),
-            runtime: Some(runtime),
-        }
-    }
-
-    fn announce_url(&self) -> String {
-        tracker_http::announce_url(self.addr)
-    }
-
-    /// Waits until the tracker counts at least one seeder in `hash`'s swarm.
-    fn wait_for_seeder(&self, hash: InfoHash, limit: Duration, who: impl Fn() -> String) {
-        let deadline = Instant::now() + limit;
-        while self.tracker.swarm(&hash).complete == 0 {
-            assert!(
-                Instant::now() < deadline,
-                "no seeder announced within {limit:?}; {}",
-                who()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for NsTracker {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(2));
-        }
-    }
-}
 
 /// The clients both tests need, or `None` when one is missing (recorded as a skip).
 fn clients(test: &str) -> Option<()> {

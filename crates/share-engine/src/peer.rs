@@ -200,7 +200,6 @@ struct Conn {
     am_choking: bool,
     pipeline: usize,
     told: usize,
-    first_message: bool,
     last_recv: Instant,
     last_block: Instant,
     timeouts: u32,
@@ -234,7 +233,6 @@ impl Conn {
             am_choking: true,
             pipeline,
             told: 0,
-            first_message: true,
             last_recv: Instant::now(),
             last_block: Instant::now(),
             timeouts: 0,
@@ -423,12 +421,6 @@ impl Conn {
     }
 
     fn on_message(&mut self, msg: Message) -> Result<Option<String>, PeerError> {
-        // A bitfield may only come before any other core message (extension messages and
-        // keep-alives may precede it).
-        let first = self.first_message;
-        if !matches!(msg, Message::Extended { .. } | Message::KeepAlive) {
-            self.first_message = false;
-        }
         match msg {
             Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
             Message::Choke => {
@@ -490,16 +482,17 @@ impl Conn {
                 self.set_interest(wanted)?;
             }
             Message::Bitfield(bytes) => {
-                if !first {
-                    return Err(PeerError::Protocol("bitfield after the first message".into()));
-                }
+                // BEP 3 puts the bitfield first, but aria2c sends it later, once it has
+                // pieces: a later one replaces what we knew. A malformed one still closes.
                 let has = Bitfield::from_wire(&bytes, self.shared.geometry.piece_count())?;
                 let (wanted, done) = {
                     let mut st = self.shared.lock();
-                    st.picker.add_peer(&has);
+                    let st = &mut *st;
+                    let entry = st.peers.get_mut(&self.key).expect("registered");
+                    st.picker.replace_peer(&entry.has, &has);
                     let wanted = st.picker.wants_from(&has);
                     let done = st.picker.is_complete() && has.is_full();
-                    st.peers.get_mut(&self.key).expect("registered").has = has;
+                    entry.has = has;
                     (wanted, done)
                 };
                 if done {

@@ -173,6 +173,15 @@ impl Picker {
         }
     }
 
+    /// A peer sent a new bitfield in place of what it had (some clients send it late).
+    pub fn replace_peer(&mut self, old: &Bitfield, new: &Bitfield) {
+        for i in old.ones() {
+            let a = &mut self.availability[i as usize];
+            *a = a.saturating_sub(1);
+        }
+        self.add_peer(new);
+    }
+
     /// A peer announced a piece.
     pub fn peer_has(&mut self, piece: PieceIndex) {
         self.availability[piece.as_usize()] += 1;
