@@ -16,12 +16,14 @@ pub struct Render {
     check: Option<ProgressBar>,
     label: String,
     terminal: bool,
+    seeding: bool,
 }
 
 impl Render {
     /// `label` names the torrent on the bar.
     pub fn new(json: bool, label: &str) -> Self {
-        let terminal = !json && std::io::stderr().is_terminal();
+        // Bars only for a person watching: stdout and stderr both on a terminal.
+        let terminal = !json && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
         let target = if terminal {
             ProgressDrawTarget::stderr()
         } else {
@@ -34,6 +36,7 @@ impl Render {
             check: None,
             label: label.to_string(),
             terminal,
+            seeding: false,
         }
     }
 
@@ -96,9 +99,16 @@ impl Render {
                 if self.json {
                     self.emit(progress_json(s), || None);
                 } else {
+                    let complete = s.have_bytes == s.total_bytes;
+                    let switch = complete && !self.seeding;
+                    self.seeding |= complete;
                     let bar = self.download_bar(s.total_bytes);
+                    if switch {
+                        // Once everything is here a full bar says nothing: show what we give.
+                        bar.set_style(ProgressStyle::with_template("{prefix:.bold} seeding: {msg}").expect("static template"));
+                    }
                     bar.set_position(s.have_bytes);
-                    bar.set_message(status(s));
+                    bar.set_message(if complete { seeding_status(s) } else { status(s) });
                 }
             }
             Event::PeerUp { addr, peer_id, client } => self.emit(
@@ -146,11 +156,22 @@ impl Render {
 
 fn status(s: &Stats) -> String {
     format!(
-        "↓ {}/s ↑ {}/s, {} peers ({} seeders)",
+        "↓ {}/s ↑ {}/s, {} peer{} ({} seeding)",
         HumanBytes(s.down_rate as u64),
         HumanBytes(s.up_rate as u64),
         s.peers,
+        if s.peers == 1 { "" } else { "s" },
         s.seeders
+    )
+}
+
+fn seeding_status(s: &Stats) -> String {
+    format!(
+        "↑ {}/s, uploaded {}, {} peer{}",
+        HumanBytes(s.up_rate as u64),
+        HumanBytes(s.uploaded),
+        s.peers,
+        if s.peers == 1 { "" } else { "s" }
     )
 }
 

@@ -61,8 +61,9 @@ fn aria2c(aria: &Path, dir: &Path, torrent: &Path, port: u16, seed: bool) -> Com
     cmd
 }
 
-/// Asks a loopback tracker's scrape how many seeders a swarm has.
-fn seeders(announce: &str, info_hash: &str) -> u32 {
+/// Asks a loopback tracker's scrape for one count of a swarm (`complete`, `incomplete` or
+/// `downloaded`).
+fn scrape(announce: &str, info_hash: &str, key: &str) -> u32 {
     let rest = announce.trim_start_matches("http://");
     let (host, _) = rest.split_once('/').unwrap();
     let hash: String = hex::decode(info_hash)
@@ -77,7 +78,7 @@ fn seeders(announce: &str, info_hash: &str) -> u32 {
     let mut body = Vec::new();
     let _ = s.read_to_end(&mut body);
     let text = String::from_utf8_lossy(&body);
-    text.split("8:completei")
+    text.split(&format!("{}:{key}i", key.len()))
         .nth(1)
         .and_then(|t| t.split('e').next())
         .and_then(|n| n.parse().ok())
@@ -179,7 +180,7 @@ fn share_fetch_downloads_from_an_aria2c_seeder() {
             .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while seeders(&url, hash) == 0 {
+    while scrape(&url, hash, "complete") == 0 {
         assert!(Instant::now() < deadline, "aria2c never announced as a seeder");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -205,6 +206,14 @@ fn share_fetch_downloads_from_an_aria2c_seeder() {
                 .all(|v| v["from"][0].as_str().unwrap().starts_with("A2-")),
         "all from aria2c"
     );
+    // Our fetch told the tracker it completed, then that it stopped.
+    assert_eq!(scrape(&url, hash, "downloaded"), 1, "`completed` was announced");
+    assert_eq!(
+        scrape(&url, hash, "incomplete"),
+        0,
+        "`stopped` removed the fetcher"
+    );
+    assert_eq!(scrape(&url, hash, "complete"), 1, "only aria2c is left");
 }
 
 /// `share` in namespace A, Transmission in namespace B.

@@ -204,3 +204,27 @@ fn fetch_refuses_bad_input_with_exit_2() {
     ]);
     assert_eq!(r.status.code(), Some(2));
 }
+
+#[test]
+fn directory_torrents_span_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("album");
+    std::fs::create_dir_all(root.join("cd1")).unwrap();
+    let files = [
+        ("cd1/a.flac", pattern(700_001, 1)),
+        ("cd1/b.flac", pattern(33, 2)),
+        ("cover.jpg", pattern(1_234_567, 3)),
+        ("empty", vec![]),
+    ];
+    for (p, d) in &files {
+        std::fs::write(root.join(p), d).unwrap();
+    }
+    let (_seeder, manifest) = seed(&root, &["--piece-size", "64K"]);
+    let out = dir.path().join("copy");
+    let mut f = fetch(&manifest, &out, &["--no-seed"]);
+    f.wait_event(60, "complete");
+    assert_eq!(f.exit_code(30), Some(0), "{}", f.stderr());
+    for (p, d) in &files {
+        assert_eq!(&std::fs::read(out.join(p)).unwrap(), d, "{p}");
+    }
+}
