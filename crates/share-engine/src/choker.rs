@@ -32,33 +32,21 @@ fn rechoke(shared: &Shared, rotate_optimistic: bool) {
     {
         let mut st = shared.lock();
         let seeding = st.picker.is_complete();
-        let mut ranked: Vec<(PeerKey, u64)> = st
+        let candidates: Vec<Candidate> = st
             .peers
             .iter()
             .filter(|(_, p)| p.interested)
-            .map(|(k, p)| {
-                (
-                    *k,
-                    if seeding {
-                        p.up - p.up_at_rechoke
-                    } else {
-                        p.down - p.down_at_rechoke
-                    },
-                )
+            .map(|(k, p)| Candidate {
+                key: *k,
+                rate: if seeding {
+                    p.up - p.up_at_rechoke
+                } else {
+                    p.down - p.down_at_rechoke
+                },
             })
             .collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut unchoke: Vec<PeerKey> = ranked.iter().take(slots - 1).map(|(k, _)| *k).collect();
-        let rest: Vec<PeerKey> = ranked.iter().skip(slots - 1).map(|(k, _)| *k).collect();
-        let keep = st.optimistic.filter(|k| rest.contains(k) && !rotate_optimistic);
-        let optimistic = keep.or_else(|| {
-            if rest.is_empty() {
-                None
-            } else {
-                Some(rest[rand::random::<u32>() as usize % rest.len()])
-            }
-        });
-        unchoke.extend(optimistic);
+        let pick = rand::random::<u32>() as usize;
+        let (unchoke, optimistic) = choose(&candidates, slots, st.optimistic, rotate_optimistic, pick);
         st.optimistic = optimistic;
         for (k, p) in st.peers.iter_mut() {
             p.up_at_rechoke = p.up;
@@ -75,5 +63,70 @@ fn rechoke(shared: &Shared, rotate_optimistic: bool) {
     }
     for (cmd, c) in cmds {
         let _ = cmd.try_send(c);
+    }
+}
+
+/// An interested peer and what it moved since the last round (bytes).
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    key: PeerKey,
+    rate: u64,
+}
+
+/// The peers to unchoke: the `slots - 1` best by rate, plus an optimistic one among the rest
+/// (kept from the last round unless `rotate`; otherwise the `pick`th of the rest). Returns the
+/// set and the optimistic peer.
+fn choose(
+    candidates: &[Candidate],
+    slots: usize,
+    optimistic: Option<PeerKey>,
+    rotate: bool,
+    pick: usize,
+) -> (Vec<PeerKey>, Option<PeerKey>) {
+    let mut ranked = candidates.to_vec();
+    ranked.sort_by(|a, b| b.rate.cmp(&a.rate).then(a.key.cmp(&b.key)));
+    let best = slots.saturating_sub(1);
+    let mut unchoke: Vec<PeerKey> = ranked.iter().take(best).map(|c| c.key).collect();
+    let rest: Vec<PeerKey> = ranked.iter().skip(best).map(|c| c.key).collect();
+    let kept = optimistic.filter(|k| !rotate && rest.contains(k));
+    // Rotating moves on to someone else when there is anyone else.
+    let others: Vec<PeerKey> = rest.iter().copied().filter(|k| Some(*k) != optimistic).collect();
+    let pool = if others.is_empty() { &rest } else { &others };
+    let optimistic = kept.or_else(|| (!pool.is_empty()).then(|| pool[pick % pool.len()]));
+    unchoke.extend(optimistic);
+    (unchoke, optimistic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(key: PeerKey, rate: u64) -> Candidate {
+        Candidate { key, rate }
+    }
+
+    #[test]
+    fn best_rates_plus_one_optimistic() {
+        let peers = [c(1, 10), c(2, 500), c(3, 0), c(4, 300), c(5, 20)];
+        let (set, opt) = choose(&peers, 3, None, true, 0);
+        assert_eq!(&set[..2], &[2, 4], "the two best by rate");
+        assert_eq!(opt, Some(5), "optimistic: the first of the rest by the pick");
+        assert_eq!(set.len(), 3);
+        // Kept between rotations while it is still among the rest.
+        let (set, opt) = choose(&peers, 3, Some(3), false, 1);
+        assert_eq!((set, opt), (vec![2, 4, 3], Some(3)));
+        // Moves on to another peer when it is time, whatever the pick.
+        for pick in 0..10 {
+            let (_, opt) = choose(&peers, 3, Some(3), true, pick);
+            assert!(matches!(opt, Some(5) | Some(1)), "{opt:?}");
+        }
+    }
+
+    #[test]
+    fn everyone_fits_when_few() {
+        let (mut set, _) = choose(&[c(7, 0), c(8, 0)], 8, None, true, 0);
+        set.sort_unstable();
+        assert_eq!(set, vec![7, 8]);
+        assert_eq!(choose(&[], 8, Some(3), false, 0), (vec![], None));
     }
 }
