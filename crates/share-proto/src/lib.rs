@@ -6,6 +6,7 @@
 pub mod announce;
 pub mod bencode;
 pub mod bitfield;
+pub mod chat;
 pub mod create;
 pub mod extension;
 pub mod geometry;
