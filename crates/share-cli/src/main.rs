@@ -2,6 +2,7 @@
 //! `cmd/`. Errors are printed once here, as one sentence with its causes (`{:#}`), and mapped to
 //! the exit codes of the design: 0 done, 1 runtime failure, 2 bad usage or bad input.
 
+mod chat_input;
 mod cmd;
 mod exit;
 mod manifest;
@@ -29,6 +30,8 @@ enum Command {
     Seed(cmd::seed::Args),
     /// Download from the swarm, then keep seeding until Ctrl-C.
     Fetch(cmd::fetch::Args),
+    /// Join a swarm only to chat with the people in it.
+    Chat(cmd::chat::Args),
     /// Run the HTTP announce tracker on its own.
     Tracker(cmd::tracker::Args),
 }
@@ -41,6 +44,7 @@ fn main() {
         Command::Info(args) => cmd::info::run(args),
         Command::Seed(args) => cmd::seed::run(args),
         Command::Fetch(args) => cmd::fetch::run(args),
+        Command::Chat(args) => cmd::chat::run(args),
         Command::Tracker(args) => cmd::tracker::run(args),
     };
     if let Err(err) = result {

@@ -115,6 +115,10 @@ impl Render {
                 json!({"event": "peer_up", "addr": addr, "peer_id": peer_id.to_string(), "client": client}),
                 || None,
             ),
+            Event::PeerRefused { addr, reason } => self.emit(
+                json!({"event": "peer_refused", "addr": addr, "reason": reason}),
+                || None,
+            ),
             Event::PeerDown { addr, peer_id, reason } => self.emit(
                 json!({"event": "peer_down", "addr": addr, "peer_id": peer_id.to_string(), "reason": reason}),
                 || None,
@@ -140,7 +144,34 @@ impl Render {
                 || Some(format!("tracker {url}: {error} (retrying; carrying on with known peers)")),
             ),
             Event::Fatal(message) => self.emit(json!({"event": "error", "message": message}), || None),
+            Event::Chat { from, nick, text, time_ms, direct, via } => self.emit(
+                json!({
+                    "event": "chat", "from": from.to_string(), "nick": nick, "text": text,
+                    "time_ms": time_ms, "direct": direct, "via": via,
+                }),
+                || Some(format!("[{}] {nick}{}: {text}", clock(*time_ms), if *direct { " (to you)" } else { "" })),
+            ),
+            Event::ChatDropped { addr, reason } => {
+                self.emit(json!({"event": "chat_dropped", "addr": addr, "reason": reason}), || None)
+            }
         }
+    }
+
+    /// Our own message, shown as others see it (not echoed in JSON mode).
+    pub fn own_chat(&self, nick: &str, text: &str, to: Option<&str>) {
+        if !self.json {
+            let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+            let text = share_proto::chat::sanitize(text);
+            let to = to.map(|t| format!(" (to {t})")).unwrap_or_default();
+            self.println(&format!("[{}] {nick}{to}: {}", clock(now), text.trim()));
+        }
+    }
+
+    /// A problem with the user's input: a JSON event named `event`, or a line.
+    pub fn problem(&self, event: &str, message: &str) {
+        self.emit(json!({"event": event, "message": message}), || {
+            Some(message.to_string())
+        });
     }
 
     /// Clears the bars.
@@ -163,6 +194,15 @@ fn status(s: &Stats) -> String {
         if s.peers == 1 { "" } else { "s" },
         s.seeders
     )
+}
+
+/// `HH:MM` in local time for unix milliseconds.
+fn clock(ms: u64) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_millis_opt(ms as i64) {
+        chrono::LocalResult::Single(t) => t.format("%H:%M").to_string(),
+        _ => "--:--".into(),
+    }
 }
 
 fn seeding_status(s: &Stats) -> String {

@@ -37,19 +37,35 @@ pub enum Ended {
     Fatal(String),
 }
 
-/// Renders events until interrupted, a fatal error, or (with `stop_when_complete`) completion.
+/// Renders events and reads chat lines from stdin until interrupted (Ctrl-C, SIGTERM,
+/// `/quit`), a fatal error, or (with `stop_when_complete`) completion. The end of input only
+/// stops the reading.
 pub async fn drive(
     torrent: &Torrent,
     render: &mut Render,
     stop_when_complete: bool,
     on_complete: impl Fn(&Render),
 ) -> Ended {
+    use tokio::io::AsyncBufReadExt;
     let mut events = torrent.events();
     let stop = interrupted();
     tokio::pin!(stop);
+    let mut input = Some(tokio::io::BufReader::new(tokio::io::stdin()).lines());
     loop {
         let event = tokio::select! {
             () = &mut stop => return Ended::Interrupted,
+            line = next_line(&mut input) => {
+                match line {
+                    Ok(Some(line)) => {
+                        if let crate::chat_input::After::Quit = crate::chat_input::handle(torrent, render, &line) {
+                            return Ended::Interrupted;
+                        }
+                    }
+                    // End of input or unreadable stdin: stop reading, keep sharing.
+                    Ok(None) | Err(_) => input = None,
+                }
+                continue;
+            }
             e = events.recv() => e,
         };
         match event {
@@ -69,6 +85,24 @@ pub async fn drive(
             Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => return Ended::Fatal("the engine stopped".into()),
         }
+    }
+}
+
+/// The default nickname: the user's login name.
+pub fn default_nick() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "anon".into())
+}
+
+type Input = tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>;
+
+/// The next line of input, or never once input has ended.
+async fn next_line(input: &mut Option<Input>) -> std::io::Result<Option<String>> {
+    match input.as_mut() {
+        Some(lines) => lines.next_line().await,
+        None => std::future::pending().await,
     }
 }
 

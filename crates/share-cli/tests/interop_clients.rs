@@ -94,7 +94,7 @@ fn aria2c_downloads_from_share_seed() {
     let file = dir.path().join("shared.bin");
     let data = pattern(6_000_000, 21);
     std::fs::write(&file, &data).unwrap();
-    let mut seeder = Proc::share(&[
+    let mut seeder = Proc::share_talking(&[
         "seed",
         file.to_str().unwrap(),
         "--announce-host",
@@ -103,13 +103,22 @@ fn aria2c_downloads_from_share_seed() {
         "0",
         "--tracker-port",
         "0",
+        "--nick",
+        "seeder",
         "--json",
     ]);
-    let manifest = seeder.wait_event(60, "seeding")["manifest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seeding = seeder.wait_event(60, "seeding");
+    let manifest = seeding["manifest"].as_str().unwrap().to_string();
     seeder.wait_event(30, "tracker_ok");
+    // The seeder chats with a `share chat` peer while aria2c downloads.
+    let mut listener = Proc::share(&["chat", &manifest, "--nick", "listener", "--port", "0", "--json"]);
+    listener.wait(30, "the seeder as a chat peer", |v| {
+        v["event"] == "peer_up" && !v["client"].is_null()
+    });
+    seeder.wait(30, "the listener", |v| {
+        v["event"] == "peer_up" && !v["client"].is_null()
+    });
+    seeder.say("aria2c is welcome here");
     let down = dir.path().join("aria2c");
     std::fs::create_dir(&down).unwrap();
     let child = aria2c(&aria, &down, Path::new(&manifest), free_port(), false)
@@ -129,6 +138,11 @@ fn aria2c_downloads_from_share_seed() {
                 .is_some_and(|c| c.to_lowercase().contains("aria2"))
     });
     assert!(up["peer_id"].as_str().unwrap().starts_with("A2-"), "{up}");
+    let said = listener.wait(30, "the seeder's message", |v| v["event"] == "chat");
+    assert_eq!(
+        (said["nick"].as_str(), said["text"].as_str()),
+        (Some("seeder"), Some("aria2c is welcome here"))
+    );
 }
 
 #[test]
@@ -245,12 +259,13 @@ fn transmission_downloads_from_share_seed() {
         "6969",
         "--json",
     ]);
-    let mut seeder = Proc::spawn(cmd);
+    let mut seeder = Proc::spawn_talking(cmd);
     let manifest = seeder.wait_event(60, "seeding")["manifest"]
         .as_str()
         .unwrap()
         .to_string();
     seeder.wait_event(30, "tracker_ok");
+    seeder.say("the seeder chats while Transmission downloads");
     let downloads = dir.path().join("tr-down");
     let tr = Transmission::start(&pair.b, &dir.path().join("tr"), &downloads, Options::default())
         .expect("transmission-daemon starts");

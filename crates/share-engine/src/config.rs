@@ -37,8 +37,9 @@ pub struct Config {
     pub max_buffered_bytes: u64,
     /// Threads hashing pieces at once.
     pub hash_workers: usize,
-    /// Failed pieces shared with others before a peer is banned (a peer that alone sent a
-    /// failing piece is banned at once).
+    /// Strikes before a peer is banned: a failed piece it shared with others, or a
+    /// connection closed for breaking the protocol (a peer that alone sent a failing piece
+    /// is banned at once). See `conduct.rs`.
     pub ban_strikes: u32,
     /// Peers to ask the tracker for.
     pub numwant: u32,
@@ -52,6 +53,8 @@ pub struct Config {
     pub progress_interval: Duration,
     /// Client name in the extension handshake.
     pub client_name: String,
+    /// Our chat nickname (at most 32 bytes).
+    pub nick: String,
 }
 
 impl Default for Config {
@@ -78,6 +81,7 @@ impl Default for Config {
             announce_timeout: Duration::from_secs(15),
             progress_interval: Duration::from_millis(250),
             client_name: format!("share {}", env!("CARGO_PKG_VERSION")),
+            nick: "anon".into(),
         }
     }
 }

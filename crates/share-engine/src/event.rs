@@ -51,6 +51,14 @@ pub enum Event {
         /// Its client name, from the extension handshake when it arrives.
         client: Option<String>,
     },
+    /// A connection ended at or before its handshake: another swarm, a handshake that never
+    /// completed, a banned or duplicate peer, ourselves.
+    PeerRefused {
+        /// Its address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
     /// A peer connection ended.
     PeerDown {
         /// Its address.
@@ -98,6 +106,28 @@ pub enum Event {
         url: String,
         /// What went wrong.
         error: String,
+    },
+    /// A chat message for us: to the room, or direct. Nickname and text are sanitized.
+    Chat {
+        /// Its author.
+        from: PeerId,
+        /// The author's nickname.
+        nick: String,
+        /// The text.
+        text: String,
+        /// When the author wrote it (unix milliseconds, the author's clock).
+        time_ms: u64,
+        /// Whether it was sent to us alone.
+        direct: bool,
+        /// The connection it came over.
+        via: SocketAddr,
+    },
+    /// A chat payload was dropped (malformed, oversize, invalid UTF-8, misdirected).
+    ChatDropped {
+        /// The connection it came over.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
     },
     /// A fatal error: the torrent stopped.
     Fatal(String),

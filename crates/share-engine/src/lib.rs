@@ -1,8 +1,10 @@
 //! The tokio engine of `share`: one torrent's peers, piece picking, storage, tracker client
 //! and events. Front-ends (the CLI, tests) start a [`Torrent`] and render its [`Event`]s.
 
+mod chat;
 mod check;
 mod choker;
+mod conduct;
 pub mod config;
 pub mod error;
 pub mod event;
@@ -12,6 +14,7 @@ pub mod storage;
 pub mod torrent;
 mod tracker;
 
+pub use chat::{PeerInfo, SendError};
 pub use config::Config;
 pub use error::{PeerError, TorrentError};
 pub use event::{Event, Stats};

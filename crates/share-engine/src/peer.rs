@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+use crate::chat::{Limiter, CHAT_ID, PER_LINK};
 use crate::error::{PeerError, TorrentError};
 use crate::event::Event;
 use crate::picker::{PeerKey, Received};
@@ -73,8 +74,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
     }
     let theirs = match hs {
         Ok(Ok(h)) => h,
-        Ok(Err(e)) => return tracing::debug!(%addr, error = %e, "handshake failed"),
-        Err(_) => return tracing::debug!(%addr, "handshake timed out"),
+        Ok(Err(e)) => return shared.refused(addr, format!("handshake failed: {e}")),
+        Err(_) => {
+            let secs = shared.config.handshake_timeout.as_secs_f64();
+            return shared.refused(addr, format!("handshake not completed within {secs} s"));
+        }
     };
     let key = shared.next_key.fetch_add(1, Ordering::Relaxed);
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
@@ -82,7 +86,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
         if matches!(&e, PeerError::Refused(m) if m == "connected to ourselves") {
             shared.lock().self_addrs.insert(addr);
         }
-        return tracing::debug!(%addr, error = %e, "peer refused");
+        return shared.refused(addr, e.to_string());
     }
     shared.emit(Event::PeerUp {
         addr,
@@ -93,7 +97,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
     let mut conn = Conn::new(shared.clone(), key, addr, theirs, cmd_rx);
     let reason = match conn.run(rd, wr).await {
         Ok(reason) => reason,
-        Err(e) => e.to_string(),
+        Err(e) => {
+            if crate::conduct::is_violation(&e) {
+                shared.strike(theirs.peer_id, &e.to_string());
+            }
+            e.to_string()
+        }
     };
     tracing::debug!(%addr, %reason, "peer closed");
     {
@@ -171,6 +180,9 @@ fn register(
         down_at_rechoke: 0,
         up_at_rechoke: 0,
         dialed: dialed.then_some(addr),
+        nick: None,
+        client: None,
+        chat: false,
     };
     st.peers.insert(key, entry);
     Ok(())
@@ -203,6 +215,11 @@ struct Conn {
     last_recv: Instant,
     last_block: Instant,
     timeouts: u32,
+    /// The id they want `share_chat` under, once their extension handshake says so.
+    chat_id: Option<u8>,
+    /// Whether their extension handshake arrived.
+    ext_seen: bool,
+    limiter: Limiter,
 }
 
 impl Conn {
@@ -236,6 +253,9 @@ impl Conn {
             last_recv: Instant::now(),
             last_block: Instant::now(),
             timeouts: 0,
+            chat_id: None,
+            ext_seen: false,
+            limiter: Limiter::new(PER_LINK),
         }
     }
 
@@ -346,12 +366,15 @@ impl Conn {
             self.send(Message::Bitfield(b))?;
         }
         if self.extended {
-            let hs = ExtendedHandshake {
+            let nick = self.shared.lock().chat.nick.clone();
+            let mut hs = ExtendedHandshake {
                 v: Some(self.shared.config.client_name.clone().into_bytes().into()),
                 reqq: Some(self.shared.config.reqq as i64),
                 p: Some(i64::from(self.shared.listen_addr.port())),
+                nick: Some(nick.into_bytes().into()),
                 ..Default::default()
             };
+            hs.m.insert(share_proto::chat::EXTENSION.into(), i64::from(CHAT_ID));
             self.send(Message::Extended {
                 id: HANDSHAKE_ID,
                 payload: Bytes::from(hs.encode()),
@@ -371,6 +394,10 @@ impl Conn {
                 self.am_choking = false;
                 self.send(Message::Unchoke)
             }
+            PeerCmd::Chat(payload) => match self.chat_id {
+                Some(id) => self.send(Message::Extended { id, payload }),
+                None => Ok(()),
+            },
             PeerCmd::Cancel(block) => {
                 if let Some(pos) = self.outstanding.iter().position(|b| *b == block) {
                     self.outstanding.remove(pos);
@@ -401,7 +428,7 @@ impl Conn {
         for piece in new {
             self.send(Message::Have(piece))?;
         }
-        if complete && peer_full {
+        if complete && peer_full && self.nothing_to_share() {
             return Ok(Some("both have everything".into()));
         }
         self.set_interest(wanted)?;
@@ -409,6 +436,7 @@ impl Conn {
     }
 
     fn set_interest(&mut self, wanted: bool) -> Result<(), PeerError> {
+        let wanted = wanted && self.shared.download;
         if wanted != self.am_interested {
             self.am_interested = wanted;
             self.send(if wanted {
@@ -476,7 +504,7 @@ impl Conn {
                         st.picker.is_complete() && entry.has.is_full(),
                     )
                 };
-                if done {
+                if done && self.nothing_to_share() {
                     return Ok(Some("both have everything".into()));
                 }
                 self.set_interest(wanted)?;
@@ -495,7 +523,7 @@ impl Conn {
                     entry.has = has;
                     (wanted, done)
                 };
-                if done {
+                if done && self.nothing_to_share() {
                     return Ok(Some("both have everything".into()));
                 }
                 self.set_interest(wanted)?;
@@ -505,22 +533,69 @@ impl Conn {
                 self.queue.retain(|b| request_of(b) != r);
             }
             Message::Piece { index, begin, data } => self.on_piece(index, begin, data)?,
-            Message::Extended { id, payload } => {
-                if id == HANDSHAKE_ID {
-                    if let Some(hs) = ExtendedHandshake::decode(&payload) {
-                        if let Some(reqq) = hs.reqq.filter(|&q| q > 0) {
-                            self.pipeline = self.shared.config.pipeline.min(reqq as usize);
+            Message::Extended {
+                id: HANDSHAKE_ID,
+                payload,
+            } => return self.on_extended_handshake(&payload),
+            Message::Extended { id: CHAT_ID, payload } => {
+                let flood = || PeerError::Protocol("chat flood: far more messages than people type".into());
+                match self.limiter.check() {
+                    Some(true) => {
+                        if !self
+                            .shared
+                            .chat_received(self.key, self.peer_id, self.addr, &payload)
+                        {
+                            return Err(flood());
                         }
-                        self.shared.emit(Event::PeerUp {
-                            addr: self.addr,
-                            peer_id: self.peer_id,
-                            client: hs.client(),
-                        });
                     }
+                    Some(false) => self.shared.lock().chat.dropped += 1,
+                    None => return Err(flood()),
                 }
+            }
+            Message::Extended { .. } => {}
+        }
+        Ok(None)
+    }
+
+    fn on_extended_handshake(&mut self, payload: &[u8]) -> Result<Option<String>, PeerError> {
+        self.ext_seen = true;
+        let Some(hs) = ExtendedHandshake::decode(payload) else {
+            return Ok(None);
+        };
+        if let Some(reqq) = hs.reqq.filter(|&q| q > 0) {
+            self.pipeline = self.shared.config.pipeline.min(reqq as usize);
+        }
+        self.chat_id = hs.id_of(share_proto::chat::EXTENSION);
+        let client = hs.client();
+        let both_complete = {
+            let mut st = self.shared.lock();
+            let complete = st.picker.is_complete();
+            let entry = st.peers.get_mut(&self.key).expect("registered");
+            entry.chat = self.chat_id.is_some();
+            entry.nick = hs.nick();
+            entry.client = client.clone();
+            complete && entry.has.is_full()
+        };
+        self.shared.emit(Event::PeerUp {
+            addr: self.addr,
+            peer_id: self.peer_id,
+            client,
+        });
+        if both_complete && self.nothing_to_share() {
+            return Ok(Some("both have everything".into()));
+        }
+        if let Some(id) = self.chat_id {
+            for payload in self.shared.chat_history() {
+                self.send(Message::Extended { id, payload })?;
             }
         }
         Ok(None)
+    }
+
+    /// Whether a link between two complete peers has no more use: it carries no chat (known
+    /// once their extension handshake is in, or never coming).
+    fn nothing_to_share(&self) -> bool {
+        !self.extended || (self.ext_seen && self.chat_id.is_none())
     }
 
     fn on_request(&mut self, r: BlockRequest) -> Result<(), PeerError> {

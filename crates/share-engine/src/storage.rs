@@ -158,6 +158,29 @@ impl Storage for FileStorage {
     }
 }
 
+/// Storage for a torrent joined only to chat: it has no data, and is never asked for any
+/// (we never announce a piece), so every call is an error.
+#[derive(Debug)]
+pub struct NoStorage;
+
+impl Storage for NoStorage {
+    fn read_at(&self, _: u64, _: &mut [u8]) -> Result<(), TorrentError> {
+        Err(TorrentError::Internal(
+            "a chat-only torrent has no data to read".into(),
+        ))
+    }
+
+    fn write_at(&self, _: u64, _: &[u8]) -> Result<(), TorrentError> {
+        Err(TorrentError::Internal(
+            "a chat-only torrent stores no data".into(),
+        ))
+    }
+
+    fn sync(&self) -> Result<(), TorrentError> {
+        Ok(())
+    }
+}
+
 fn storage_err(op: &'static str, path: &Path, source: io::Error) -> TorrentError {
     TorrentError::Storage {
         op,

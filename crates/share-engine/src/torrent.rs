@@ -23,11 +23,12 @@ use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::chat::{ChatState, PeerInfo, SendError};
 use crate::config::Config;
 use crate::error::TorrentError;
 use crate::event::{Event, Stats};
 use crate::picker::{Assembled, PeerKey, Picker};
-use crate::storage::{FileStorage, Storage};
+use crate::storage::{FileStorage, NoStorage, Storage};
 
 /// Whether we start with the data or without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub enum Mode {
     Seed,
     /// Download into the paths; existing data is re-checked first.
     Fetch,
+    /// Join the swarm only to chat: no files, never interested in pieces.
+    Chat,
 }
 
 /// What a torrent needs to start.
@@ -63,6 +66,7 @@ pub(crate) enum PeerCmd {
     Choke,
     Unchoke,
     Cancel(share_proto::geometry::Block),
+    Chat(bytes::Bytes),
     Close(String),
 }
 
@@ -80,6 +84,9 @@ pub(crate) struct PeerEntry {
     pub down_at_rechoke: u64,
     pub up_at_rechoke: u64,
     pub dialed: Option<SocketAddr>,
+    pub nick: Option<String>,
+    pub client: Option<String>,
+    pub chat: bool,
 }
 
 /// Everything mutable about a torrent, under its one lock.
@@ -96,6 +103,7 @@ pub(crate) struct State {
     pub self_addrs: HashSet<SocketAddr>,
     pub optimistic: Option<PeerKey>,
     pub stats: Stats,
+    pub chat: ChatState,
 }
 
 /// What every task of a torrent shares.
@@ -117,6 +125,8 @@ pub(crate) struct Shared {
     pub next_key: AtomicU64,
     pub hash_permits: Semaphore,
     pub listen_addr: SocketAddr,
+    /// False in chat mode: never interested in pieces.
+    pub download: bool,
 }
 
 impl Shared {
@@ -338,6 +348,7 @@ impl Torrent {
         let storage: Arc<dyn Storage> = match mode {
             Mode::Seed => Arc::new(FileStorage::open(layout, paths)?),
             Mode::Fetch => Arc::new(FileStorage::create(layout, paths, &root)?),
+            Mode::Chat => Arc::new(NoStorage),
         };
         let listener = TcpListener::bind(config.listen)
             .await
@@ -352,7 +363,7 @@ impl Torrent {
         let (events, first) = broadcast::channel(4096);
         let have = match mode {
             Mode::Seed => Bitfield::full(geometry.piece_count()),
-            Mode::Fetch => Bitfield::new(geometry.piece_count()),
+            Mode::Fetch | Mode::Chat => Bitfield::new(geometry.piece_count()),
         };
         let picker = Picker::new(geometry, have, config.max_buffered_bytes);
         let stats = Stats {
@@ -371,6 +382,7 @@ impl Torrent {
             self_addrs: HashSet::new(),
             optimistic: None,
             stats,
+            chat: ChatState::new(&config.nick),
         };
         let shared = Arc::new(Shared {
             info_hash: meta.info_hash,
@@ -390,6 +402,7 @@ impl Torrent {
             uploaded: AtomicU64::new(0),
             next_key: AtomicU64::new(1),
             listen_addr,
+            download: mode != Mode::Chat,
         });
         let s = shared.clone();
         shared.tasks.spawn(async move {
@@ -398,7 +411,7 @@ impl Torrent {
                     Ok(have) => s.resume_from(have),
                     Err(e) => return s.fatal(&e),
                 }
-            } else if s.lock().picker.is_complete() {
+            } else if s.download && s.lock().picker.is_complete() {
                 s.emit(Event::Complete);
             }
             s.tasks.spawn(accept_loop(s.clone(), listener));
@@ -448,6 +461,39 @@ impl Torrent {
     /// Connects to more peers.
     pub fn add_peers(&self, addrs: impl IntoIterator<Item = SocketAddr>) {
         self.shared.add_peers(addrs);
+    }
+
+    /// Sends a chat message to the room.
+    pub fn say(&self, text: &str) -> Result<(), SendError> {
+        self.shared.chat_send(None, text)
+    }
+
+    /// Sends a direct chat message to the connected peer called `nick`.
+    pub fn say_to(&self, nick: &str, text: &str) -> Result<(), SendError> {
+        self.shared.chat_send(Some(nick), text)
+    }
+
+    /// Our chat nickname.
+    pub fn nick(&self) -> String {
+        self.shared.lock().chat.nick.clone()
+    }
+
+    /// Changes our nickname (cut to 32 bytes of printable text); returns the one in use.
+    /// Peers learn it from our next message.
+    pub fn set_nick(&self, nick: &str) -> String {
+        let clean = crate::chat::clean_nick(nick);
+        self.shared.lock().chat.nick = clean.clone();
+        clean
+    }
+
+    /// The connected peers: address, id, nickname, client and progress.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.shared.peer_list()
+    }
+
+    /// Chat payloads dropped as malformed, oversize or misdirected.
+    pub fn chat_dropped(&self) -> u64 {
+        self.shared.lock().chat.dropped
     }
 
     /// A token cancelled when the torrent stops (after a fatal error or `shutdown`).

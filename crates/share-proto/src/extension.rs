@@ -30,6 +30,9 @@ pub struct ExtendedHandshake {
     /// Our address as the sender sees it (4 or 16 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub yourip: Option<ByteBuf>,
+    /// The sender's chat nickname (a `share` key; other clients ignore it).
+    #[serde(rename = "share_nick", default, skip_serializing_if = "Option::is_none")]
+    pub nick: Option<ByteBuf>,
 }
 
 impl ExtendedHandshake {
@@ -50,6 +53,17 @@ impl ExtendedHandshake {
             .get(name)
             .and_then(|&id| u8::try_from(id).ok())
             .filter(|&id| id != 0)
+    }
+
+    /// The sender's nickname, printable and at most 32 bytes.
+    pub fn nick(&self) -> Option<String> {
+        self.nick.as_ref().map(|n| {
+            crate::chat::truncate(
+                &crate::chat::sanitize(&String::from_utf8_lossy(n)),
+                crate::chat::MAX_NICK,
+            )
+            .to_string()
+        })
     }
 
     /// The client name, printable.

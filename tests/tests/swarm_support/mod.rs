@@ -102,6 +102,16 @@ pub async fn seed(
     trackers: Vec<String>,
     peers: Vec<SocketAddr>,
 ) -> Torrent {
+    seed_with(meta, path, trackers, peers, config()).await
+}
+
+pub async fn seed_with(
+    meta: &Arc<Metainfo>,
+    path: &Path,
+    trackers: Vec<String>,
+    peers: Vec<SocketAddr>,
+    config: Config,
+) -> Torrent {
     Torrent::start(Params {
         meta: meta.clone(),
         paths: vec![path.to_path_buf()],
@@ -109,7 +119,7 @@ pub async fn seed(
         mode: Mode::Seed,
         trackers,
         peers,
-        config: config(),
+        config,
     })
     .await
     .unwrap()

@@ -34,6 +34,9 @@ pub struct Args {
     /// Exit once the data is verified instead of seeding until Ctrl-C.
     #[arg(long)]
     pub no_seed: bool,
+    /// Chat nickname [default: your login name].
+    #[arg(long)]
+    pub nick: Option<String>,
     /// Newline-delimited JSON events on stdout instead of bars.
     #[arg(long)]
     pub json: bool,
@@ -44,16 +47,22 @@ pub fn run(args: Args) -> Outcome {
     runtime()?.block_on(fetch(args))
 }
 
-async fn fetch(args: Args) -> Outcome {
-    let meta = std::sync::Arc::new(crate::manifest::load(&args.manifest)?);
+/// Resolves `HOST:PORT` arguments; a name that does not resolve is bad input.
+pub async fn resolve_peers(args: &[String]) -> Result<Vec<SocketAddr>, Failure> {
     let mut peers = Vec::new();
-    for p in &args.peers {
+    for p in args {
         let found: Vec<SocketAddr> = tokio::net::lookup_host(p.as_str())
             .await
             .map_err(|e| Failure::input(anyhow!("cannot resolve peer {p:?} (expected HOST:PORT): {e}")))?
             .collect();
         peers.extend(found.first().copied());
     }
+    Ok(peers)
+}
+
+async fn fetch(args: Args) -> Outcome {
+    let meta = std::sync::Arc::new(crate::manifest::load(&args.manifest)?);
+    let peers = resolve_peers(&args.peers).await?;
     let trackers = meta.trackers();
     if peers.is_empty()
         && !trackers
@@ -96,6 +105,7 @@ async fn fetch(args: Args) -> Outcome {
         peers,
         config: Config {
             listen,
+            nick: args.nick.clone().unwrap_or_else(crate::run::default_nick),
             ..Config::default()
         },
     };

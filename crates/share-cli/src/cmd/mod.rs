@@ -1,5 +1,6 @@
 //! One module per subcommand; each has an `Args` (clap) and a `run(Args) -> Outcome`.
 
+pub mod chat;
 pub mod create;
 pub mod fetch;
 pub mod info;

@@ -37,6 +37,9 @@ pub struct Args {
     /// Address written into the embedded tracker's URL, when the detected one is wrong.
     #[arg(long, value_name = "IP")]
     pub announce_host: Option<IpAddr>,
+    /// Chat nickname [default: your login name].
+    #[arg(long)]
+    pub nick: Option<String>,
     /// Newline-delimited JSON events on stdout instead of bars.
     #[arg(long)]
     pub json: bool,
@@ -101,6 +104,7 @@ async fn seed(args: Args) -> Outcome {
         peers: vec![],
         config: Config {
             listen,
+            nick: args.nick.clone().unwrap_or_else(crate::run::default_nick),
             ..Config::default()
         },
     };

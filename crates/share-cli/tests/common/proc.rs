@@ -11,6 +11,7 @@ use serde_json::Value;
 /// A running `share` (or other JSON-speaking) process.
 pub struct Proc {
     pub child: Child,
+    stdin: Option<std::process::ChildStdin>,
     events: mpsc::Receiver<Value>,
     pub seen: Vec<Value>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
@@ -24,13 +25,39 @@ impl Proc {
         Self::spawn(cmd)
     }
 
-    pub fn spawn(mut cmd: Command) -> Self {
+    /// Starts `share args` with stdin open for [`Proc::say`].
+    pub fn share_talking(args: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_share"));
+        cmd.args(args);
+        Self::start(cmd, Stdio::piped())
+    }
+
+    /// Writes one line to the child's stdin.
+    pub fn say(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("started with share_talking");
+        writeln!(stdin, "{line}").expect("child reads stdin");
+        stdin.flush().unwrap();
+    }
+
+    /// Starts `cmd` with stdin open for [`Proc::say`].
+    pub fn spawn_talking(cmd: Command) -> Self {
+        Self::start(cmd, Stdio::piped())
+    }
+
+    /// Starts `cmd` with no standard input.
+    pub fn spawn(cmd: Command) -> Self {
+        Self::start(cmd, Stdio::null())
+    }
+
+    fn start(mut cmd: Command, stdin: Stdio) -> Self {
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("process starts");
+        let stdin = child.stdin.take();
         let (tx, events) = mpsc::channel();
         let out = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -54,6 +81,7 @@ impl Proc {
         });
         Self {
             child,
+            stdin,
             events,
             seen: Vec::new(),
             stderr,

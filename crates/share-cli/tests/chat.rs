@@ -1,0 +1,342 @@
+//! Chat over the peer wire between `share` processes: flooding with de-duplication along a
+//! line of peers, history for late joiners, direct messages, and hostile chat from a scripted
+//! raw peer (escape sequences, flooding).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use common::proc::Proc;
+use common::{pattern, share_json};
+use serde_json::Value;
+use share_proto::chat::ChatMessage;
+use share_proto::extension::ExtendedHandshake;
+use share_proto::wire::{self, Handshake, Message};
+use share_proto::{InfoHash, PeerId};
+
+/// A manifest with no tracker; returns its path and info hash.
+fn manifest(dir: &std::path::Path) -> (String, InfoHash) {
+    let file = dir.join("room.bin");
+    std::fs::write(&file, pattern(100_000, 5)).unwrap();
+    let m = dir.join("room.torrent");
+    let v = share_json(&[
+        "create",
+        file.to_str().unwrap(),
+        "-o",
+        m.to_str().unwrap(),
+        "--json",
+    ]);
+    (
+        m.to_str().unwrap().to_string(),
+        InfoHash::from_hex(v["info_hash"].as_str().unwrap()).unwrap(),
+    )
+}
+
+/// `share chat` with a nickname, talking on stdin, joined to `peer` if given; returns it and
+/// its port once it is listening.
+fn join(manifest: &str, nick: &str, peer: Option<u16>) -> (Proc, u16) {
+    let peer = peer.map(|p| format!("127.0.0.1:{p}"));
+    let mut args = vec!["chat", manifest, "--nick", nick, "--port", "0", "--json"];
+    if let Some(p) = &peer {
+        args.extend(["--peer", p.as_str()]);
+    }
+    let mut p = Proc::share_talking(&args);
+    let v = p.wait_event(30, "chatting");
+    let port = v["listen"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (p, port)
+}
+
+/// Waits until `p` has finished extension handshakes with `n` chat peers.
+fn linked(p: &mut Proc, n: usize) {
+    let mut seen = std::collections::HashSet::new();
+    for v in &p.seen {
+        if v["event"] == "peer_up" && !v["client"].is_null() {
+            seen.insert(v["peer_id"].as_str().unwrap().to_string());
+        }
+    }
+    while seen.len() < n {
+        let v = p.wait(30, "a chat peer", |v| {
+            v["event"] == "peer_up" && !v["client"].is_null()
+        });
+        seen.insert(v["peer_id"].as_str().unwrap().to_string());
+    }
+}
+
+fn chats_with<'a>(p: &'a Proc, text: &str) -> Vec<&'a Value> {
+    p.seen
+        .iter()
+        .filter(|v| v["event"] == "chat" && v["text"] == text)
+        .collect()
+}
+
+fn wait_chat(p: &mut Proc, text: &str) -> Value {
+    p.wait(30, &format!("chat {text:?}"), |v| {
+        v["event"] == "chat" && v["text"] == text
+    })
+}
+
+#[test]
+fn a_message_crosses_a_line_of_four_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = manifest(dir.path());
+    let (mut a, pa) = join(&m, "alice", None);
+    let (mut b, pb) = join(&m, "bob", Some(pa));
+    let (mut c, pc) = join(&m, "carol", Some(pb));
+    let (mut d, _) = join(&m, "dave", Some(pc));
+    linked(&mut a, 1);
+    linked(&mut b, 2);
+    linked(&mut c, 2);
+    linked(&mut d, 1);
+    a.say("hello from the start of the line");
+    a.say("marker");
+    for p in [&mut b, &mut c, &mut d] {
+        let v = wait_chat(p, "hello from the start of the line");
+        assert_eq!(v["nick"], "alice");
+        assert_eq!(v["direct"], false);
+        wait_chat(p, "marker");
+        assert_eq!(
+            chats_with(p, "hello from the start of the line").len(),
+            1,
+            "exactly once"
+        );
+    }
+    // D is not connected to A: the message came over C.
+    let at_d = chats_with(&d, "marker")[0].clone();
+    assert!(!at_d["via"].as_str().unwrap().ends_with(&format!(":{pa}")));
+    // And back the other way, with a nickname change on the way.
+    d.say("/nick dave2");
+    d.wait_event(10, "nick");
+    d.say("reply from the end");
+    let v = wait_chat(&mut a, "reply from the end");
+    assert_eq!(v["nick"], "dave2");
+    assert!(
+        chats_with(&a, "hello from the start of the line").is_empty(),
+        "A never sees its own message"
+    );
+}
+
+#[test]
+fn a_late_joiner_gets_the_recent_history_and_direct_messages_stay_direct() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = manifest(dir.path());
+    let (mut a, pa) = join(&m, "alice", None);
+    let (mut b, pb) = join(&m, "bob", Some(pa));
+    let (mut c, _) = join(&m, "carol", Some(pb));
+    linked(&mut a, 1);
+    linked(&mut b, 2);
+    linked(&mut c, 1);
+    for i in 0..3 {
+        a.say(&format!("earlier {i}"));
+    }
+    wait_chat(&mut c, "earlier 2");
+    // E joins late, next to C only: it hears the history from C.
+    let (mut e, _) = join(
+        &m,
+        "erin",
+        Some(
+            c.seen[0]["listen"]
+                .as_str()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        ),
+    );
+    for i in 0..3 {
+        let v = wait_chat(&mut e, &format!("earlier {i}"));
+        assert_eq!(v["nick"], "alice");
+    }
+    // B sends C a direct message; A and E never see it.
+    b.say("/peers");
+    let peers = b.wait_event(10, "peers");
+    let nicks: Vec<_> = peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["nick"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        nicks.contains(&"alice".to_string()) && nicks.contains(&"carol".to_string()),
+        "{peers}"
+    );
+    b.say("/msg carol just for you");
+    let v = wait_chat(&mut c, "just for you");
+    assert_eq!(
+        (v["direct"].as_bool(), v["nick"].as_str()),
+        (Some(true), Some("bob"))
+    );
+    b.say("after the secret");
+    for p in [&mut a, &mut e] {
+        wait_chat(p, "after the secret");
+        assert!(
+            chats_with(p, "just for you").is_empty(),
+            "a direct message reached a third peer"
+        );
+    }
+    b.say("/msg nobody hello");
+    let err = b.wait_event(10, "chat_error");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("no connected peer is called \"nobody\""),
+        "{err}"
+    );
+}
+
+/// A raw peer speaking just enough of the protocol to chat.
+struct RawPeer {
+    s: TcpStream,
+    buf: BytesMut,
+}
+
+impl RawPeer {
+    fn connect(port: u16, info_hash: InfoHash) -> Self {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(&Handshake::ours(info_hash, PeerId([0x42; 20])).encode())
+            .unwrap();
+        let mut hs = [0u8; 68];
+        s.read_exact(&mut hs).unwrap();
+        let mut ext = ExtendedHandshake::default();
+        ext.m.insert("share_chat".into(), 5);
+        let mut p = Self {
+            s,
+            buf: BytesMut::new(),
+        };
+        p.send(Message::Extended {
+            id: 0,
+            payload: Bytes::from(ext.encode()),
+        });
+        p
+    }
+
+    fn send(&mut self, m: Message) {
+        let mut out = BytesMut::new();
+        wire::encode(&m, &mut out);
+        // A closed connection shows up in `closed`.
+        let _ = self.s.write_all(&out);
+    }
+
+    fn chat(&mut self, seq: u64, nick: &str, text: &str) {
+        let m = ChatMessage {
+            origin: PeerId([0x42; 20]),
+            seq,
+            time_ms: 1,
+            nick: nick.into(),
+            text: text.into(),
+            hops: 6,
+            to: None,
+        };
+        self.send(Message::Extended {
+            id: 1,
+            payload: Bytes::from(m.encode()),
+        });
+    }
+
+    /// Reads until the other side closes; panics if it does not within the read timeout.
+    fn closed(&mut self) {
+        let dec = wire::Decoder::new(1 << 20);
+        let mut chunk = [0u8; 65536];
+        loop {
+            while let Ok(Some(_)) = dec.decode(&mut self.buf) {}
+            match self.s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+#[test]
+fn escape_sequences_never_reach_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, hash) = manifest(dir.path());
+    let evil = "\x1b[2J\x1b[31mred\x1b[0m \x1b]0;pwned\x07alert\x07 \u{9b}31mtail";
+    let shown = "red alert 31mtail";
+    // JSON mode.
+    let (mut json, pj) = join(&m, "json", None);
+    let mut raw = RawPeer::connect(pj, hash);
+    raw.chat(1, "\x1b[1mmallory", evil);
+    let v = wait_chat(&mut json, shown);
+    assert_eq!(v["nick"], "mallory");
+    json.say("/quit");
+    assert_eq!(json.exit_code(10), Some(0));
+    for v in &json.seen {
+        let line = v.to_string();
+        assert!(
+            !line.contains('\u{1b}')
+                && !line.contains('\u{7}')
+                && !line.contains("\\u001b")
+                && !line.contains("\\u0007"),
+            "{line}"
+        );
+    }
+    // Text mode, as a person reads it (no terminal here, so the lines go to stderr).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = Proc::share_talking(&["chat", &m, "--nick", "reader", "--port", &port.to_string()]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !text.stderr().starts_with("chatting") {
+        assert!(std::time::Instant::now() < deadline, "{}", text.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut raw = RawPeer::connect(port, hash);
+    raw.chat(2, "\x1b[1mmallory", evil);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !text.stderr().contains(shown) {
+        assert!(std::time::Instant::now() < deadline, "{}", text.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = text.stderr();
+    let line = out.lines().find(|l| l.contains(shown)).unwrap();
+    assert!(line.ends_with(&format!("] mallory: {shown}")), "{line:?}");
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{7}') && !out.contains('\u{9b}'),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_flooding_peer_is_cut_off_while_the_others_keep_talking() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, hash) = manifest(dir.path());
+    let (mut a, pa) = join(&m, "alice", None);
+    let (mut b, _) = join(&m, "bob", Some(pa));
+    linked(&mut a, 1);
+    linked(&mut b, 1);
+    let mut flood = RawPeer::connect(pa, hash);
+    for seq in 0..2000 {
+        flood.chat(seq, "spam", &format!("spam {seq}"));
+    }
+    flood.closed();
+    let down = a.wait(30, "the flooder dropped", |v| {
+        v["event"] == "peer_down" && v["reason"].as_str().is_some_and(|r| r.contains("chat flood"))
+    });
+    assert!(down["peer_id"].as_str().unwrap().starts_with('B'), "{down}");
+    let spam_at_a = a
+        .seen
+        .iter()
+        .filter(|v| v["event"] == "chat" && v["nick"] == "spam")
+        .count();
+    assert!(spam_at_a < 100, "throttled before the cut: {spam_at_a} shown");
+    b.say("still talking");
+    wait_chat(&mut a, "still talking");
+    a.say("me too");
+    wait_chat(&mut b, "me too");
+}

@@ -1,0 +1,440 @@
+//! The chat relay: room messages flooded over chat-capable connections with de-duplication
+//! by (origin, sequence) and a hop limit, so they reach peers not connected to their author
+//! exactly once; direct messages only over the direct connection; the last 20 room messages
+//! sent to every peer after its extension handshake; a per-connection rate limit.
+//!
+//! Everything shown or emitted is sanitized first (`share_proto::chat::sanitize`), and so is
+//! what we forward, so a hostile author's escape sequences stop at the first `share` peer.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use share_proto::chat::{sanitize, truncate, ChatMessage, MAX_HOPS, MAX_NICK, MAX_TEXT};
+use share_proto::PeerId;
+
+use crate::event::Event;
+use crate::picker::PeerKey;
+use crate::torrent::{PeerCmd, Shared};
+
+/// The extended message id we ask peers to send `share_chat` under.
+pub(crate) const CHAT_ID: u8 = 1;
+/// Room messages kept for late joiners.
+pub(crate) const HISTORY: usize = 20;
+/// (origin, sequence) pairs remembered for de-duplication.
+const SEEN: usize = 10_000;
+/// What one author may send: a burst (room for the 20 messages of history), then a steady
+/// rate far above typing speed; past that its messages are dropped, and an author that keeps
+/// flooding over its own connection is cut off.
+pub(crate) const PER_AUTHOR: Rate = Rate {
+    burst: 40.0,
+    per_second: 10.0,
+    drops_to_cut: 50,
+};
+/// What one connection may carry from all authors together (it relays a whole room): a
+/// looser cap against a peer inventing authors.
+pub(crate) const PER_LINK: Rate = Rate {
+    burst: 200.0,
+    per_second: 50.0,
+    drops_to_cut: 500,
+};
+/// Authors whose rate we track; past this the table starts afresh.
+const AUTHORS: usize = 1024;
+const FLOOD_WINDOW_SECS: u64 = 10;
+
+/// A token bucket's shape.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rate {
+    burst: f64,
+    per_second: f64,
+    drops_to_cut: u32,
+}
+
+/// Why a chat message could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Nothing left after removing control characters.
+    #[error("the message is empty")]
+    Empty,
+    /// Over 1,024 bytes.
+    #[error("the message is {0} bytes; the limit is {MAX_TEXT}")]
+    TooLong(usize),
+    /// No connected peer has that nickname.
+    #[error("no connected peer is called {0:?} (see /peers)")]
+    NoSuchPeer(String),
+    /// Several do.
+    #[error("{0:?} is the nickname of several peers")]
+    Ambiguous(String),
+}
+
+/// A connected peer, for `/peers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its id.
+    pub peer_id: PeerId,
+    /// Its nickname, if it chats.
+    pub nick: Option<String>,
+    /// Its client name.
+    pub client: Option<String>,
+    /// Pieces it has.
+    pub pieces: u32,
+    /// Pieces in the torrent.
+    pub total: u32,
+    /// Whether it speaks `share_chat`.
+    pub chat: bool,
+}
+
+/// The chat part of a torrent's state.
+#[derive(Debug)]
+pub(crate) struct ChatState {
+    pub nick: String,
+    next_seq: u64,
+    seen: HashSet<(PeerId, u64)>,
+    seen_order: VecDeque<(PeerId, u64)>,
+    pub history: VecDeque<ChatMessage>,
+    pub dropped: u64,
+    authors: std::collections::HashMap<PeerId, Limiter>,
+}
+
+impl ChatState {
+    pub fn new(nick: &str) -> Self {
+        Self {
+            nick: clean_nick(nick),
+            // Start from the clock so a restarted peer's new messages are not taken as repeats.
+            next_seq: now_ms(),
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            history: VecDeque::new(),
+            dropped: 0,
+            authors: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Records (origin, seq); false if it was seen before.
+    fn remember(&mut self, m: &ChatMessage) -> bool {
+        let key = (m.origin, m.seq);
+        if !self.seen.insert(key) {
+            return false;
+        }
+        self.seen_order.push_back(key);
+        if self.seen_order.len() > SEEN {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+
+    fn keep(&mut self, m: ChatMessage) {
+        self.history.push_back(m);
+        if self.history.len() > HISTORY {
+            self.history.pop_front();
+        }
+    }
+}
+
+/// A nickname cut to 32 bytes of printable text (`anon` if nothing is left).
+pub(crate) fn clean_nick(nick: &str) -> String {
+    let n = truncate(sanitize(nick).trim(), MAX_NICK).to_string();
+    if n.is_empty() {
+        "anon".into()
+    } else {
+        n
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A token bucket, per connection or per author.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    rate: Rate,
+    tokens: f64,
+    last: Instant,
+    drops: u32,
+    window: Instant,
+}
+
+impl Limiter {
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            rate,
+            tokens: rate.burst,
+            last: Instant::now(),
+            drops: 0,
+            window: Instant::now(),
+        }
+    }
+
+    /// `Some(true)` to accept a message, `Some(false)` to drop it (throttled), `None` when
+    /// the peer has been flooding long enough to be cut off.
+    pub fn check(&mut self) -> Option<bool> {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate.per_second)
+            .min(self.rate.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Some(true);
+        }
+        if now.duration_since(self.window).as_secs() >= FLOOD_WINDOW_SECS {
+            self.window = now;
+            self.drops = 0;
+        }
+        self.drops += 1;
+        (self.drops <= self.rate.drops_to_cut).then_some(false)
+    }
+}
+
+impl Shared {
+    /// A chat payload arrived from peer `key` (already within the connection's own rate).
+    /// Returns false when the sender itself is flooding and must be cut off.
+    pub(crate) fn chat_received(&self, key: PeerKey, from: PeerId, addr: SocketAddr, payload: &[u8]) -> bool {
+        let m = match ChatMessage::decode(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.lock().chat.dropped += 1;
+                tracing::debug!(%addr, error = %e, "chat message dropped");
+                self.emit(Event::ChatDropped {
+                    addr,
+                    reason: e.to_string(),
+                });
+                return true;
+            }
+        };
+        {
+            let mut st = self.lock();
+            let chat = &mut st.chat;
+            if chat.authors.len() >= AUTHORS && !chat.authors.contains_key(&m.origin) {
+                chat.authors.clear();
+            }
+            match chat
+                .authors
+                .entry(m.origin)
+                .or_insert_with(|| Limiter::new(PER_AUTHOR))
+                .check()
+            {
+                Some(true) => {}
+                Some(false) => {
+                    chat.dropped += 1;
+                    return true;
+                }
+                // A flooding author is cut off if it is the sender; a relay only loses them.
+                None => {
+                    chat.dropped += 1;
+                    return m.origin != from;
+                }
+            }
+        }
+        let text = sanitize(&m.text);
+        let nick = clean_nick(&m.nick);
+        if text.trim().is_empty() {
+            self.lock().chat.dropped += 1;
+            self.emit(Event::ChatDropped {
+                addr,
+                reason: "chat text is empty once cleaned".into(),
+            });
+            return true;
+        }
+        let mut st = self.lock();
+        if let Some(to) = m.to {
+            // Direct messages travel only over the connection from their author to their target.
+            if to != self.peer_id || m.origin != from || !st.chat.remember(&m) {
+                st.chat.dropped += u64::from(to != self.peer_id || m.origin != from);
+                return true;
+            }
+            drop(st);
+            self.emit(Event::Chat {
+                from: m.origin,
+                nick,
+                text,
+                time_ms: m.time_ms,
+                direct: true,
+                via: addr,
+            });
+            return true;
+        }
+        if m.origin == self.peer_id || !st.chat.remember(&m) {
+            return true;
+        }
+        let clean = ChatMessage {
+            nick: nick.clone(),
+            text: text.clone(),
+            ..m.clone()
+        };
+        st.chat.keep(clean.clone());
+        let targets: Vec<_> = if m.hops > 0 {
+            st.peers
+                .iter()
+                .filter(|(k, p)| **k != key && p.chat && p.peer_id != m.origin)
+                .map(|(_, p)| p.cmd.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        drop(st);
+        self.emit(Event::Chat {
+            from: m.origin,
+            nick,
+            text,
+            time_ms: m.time_ms,
+            direct: false,
+            via: addr,
+        });
+        if !targets.is_empty() {
+            let onward = Bytes::from(
+                ChatMessage {
+                    hops: m.hops - 1,
+                    ..clean
+                }
+                .encode(),
+            );
+            for cmd in targets {
+                let _ = cmd.try_send(PeerCmd::Chat(onward.clone()));
+            }
+        }
+        true
+    }
+
+    /// The room history, encoded, for a peer that just finished its extension handshake.
+    pub(crate) fn chat_history(&self) -> Vec<Bytes> {
+        self.lock()
+            .chat
+            .history
+            .iter()
+            .map(|m| Bytes::from(m.encode()))
+            .collect()
+    }
+
+    /// Sends a message to the room, or to the one peer called `to`.
+    pub(crate) fn chat_send(self: &Arc<Self>, to: Option<&str>, text: &str) -> Result<(), SendError> {
+        let text = sanitize(text).trim().to_string();
+        if text.is_empty() {
+            return Err(SendError::Empty);
+        }
+        if text.len() > MAX_TEXT {
+            return Err(SendError::TooLong(text.len()));
+        }
+        let mut st = self.lock();
+        let target = match to {
+            None => None,
+            Some(nick) => {
+                let matches: Vec<_> = st
+                    .peers
+                    .values()
+                    .filter(|p| p.chat && p.nick.as_deref() == Some(nick))
+                    .collect();
+                match matches.as_slice() {
+                    [] => return Err(SendError::NoSuchPeer(nick.to_string())),
+                    [p] => Some((p.peer_id, p.cmd.clone())),
+                    _ => return Err(SendError::Ambiguous(nick.to_string())),
+                }
+            }
+        };
+        let seq = st.chat.next_seq;
+        st.chat.next_seq += 1;
+        let m = ChatMessage {
+            origin: self.peer_id,
+            seq,
+            time_ms: now_ms(),
+            nick: st.chat.nick.clone(),
+            text,
+            hops: MAX_HOPS,
+            to: target.as_ref().map(|(id, _)| *id),
+        };
+        st.chat.remember(&m);
+        let payload = Bytes::from(m.encode());
+        let cmds: Vec<_> = match target {
+            Some((_, cmd)) => vec![cmd],
+            None => {
+                st.chat.keep(m);
+                st.peers
+                    .values()
+                    .filter(|p| p.chat)
+                    .map(|p| p.cmd.clone())
+                    .collect()
+            }
+        };
+        drop(st);
+        for cmd in cmds {
+            let _ = cmd.try_send(PeerCmd::Chat(payload.clone()));
+        }
+        Ok(())
+    }
+
+    /// The connected peers, for `/peers`.
+    pub(crate) fn peer_list(&self) -> Vec<PeerInfo> {
+        let st = self.lock();
+        let mut v: Vec<PeerInfo> = st
+            .peers
+            .values()
+            .map(|p| PeerInfo {
+                addr: p.addr,
+                peer_id: p.peer_id,
+                nick: p.nick.clone(),
+                client: p.client.clone(),
+                pieces: p.has.count(),
+                total: self.geometry.piece_count(),
+                chat: p.chat,
+            })
+            .collect();
+        v.sort_by_key(|p| p.addr);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_throttles_then_cuts_off() {
+        let mut l = Limiter::new(PER_AUTHOR);
+        let burst = PER_AUTHOR.burst as usize;
+        let accepted = (0..burst).filter(|_| l.check() == Some(true)).count();
+        assert_eq!(accepted, burst, "a burst of history passes");
+        let mut outcome = Some(false);
+        let mut throttled = 0;
+        while outcome == Some(false) {
+            throttled += 1;
+            outcome = l.check();
+            assert!(throttled < 1000);
+        }
+        assert_eq!(outcome, None, "sustained flooding ends the connection");
+        assert!(
+            throttled > PER_AUTHOR.drops_to_cut as usize - 5,
+            "after throttling first: {throttled}"
+        );
+    }
+
+    #[test]
+    fn dedup_and_history() {
+        let mut c = ChatState::new("me");
+        let m = |seq| ChatMessage {
+            origin: PeerId([9; 20]),
+            seq,
+            time_ms: 0,
+            nick: "x".into(),
+            text: "t".into(),
+            hops: 6,
+            to: None,
+        };
+        assert!(c.remember(&m(1)));
+        assert!(!c.remember(&m(1)));
+        for i in 0..30 {
+            c.keep(m(i));
+        }
+        assert_eq!(c.history.len(), HISTORY);
+        assert_eq!(c.history.front().unwrap().seq, 10);
+        assert_eq!(clean_nick("\x1b[31m  "), "anon");
+        assert_eq!(clean_nick(&"é".repeat(40)).len(), 32);
+    }
+}
