@@ -42,6 +42,21 @@ pub enum TorrentError {
     Internal(String),
 }
 
+impl TorrentError {
+    /// The message with its causes, `: `-separated ("cannot write out.bin: No space left on
+    /// device (os error 28)"): what a front-end shows when the torrent stops.
+    pub fn chain(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        message
+    }
+}
+
 /// Ends one peer connection.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -63,4 +78,22 @@ pub enum PeerError {
     /// Nothing heard for too long, or requests never answered.
     #[error("{0}")]
     Timeout(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_names_the_file_and_the_cause() {
+        let e = TorrentError::Storage {
+            op: "write",
+            path: PathBuf::from("/mnt/full/out.bin"),
+            source: std::io::Error::from_raw_os_error(28),
+        };
+        assert_eq!(
+            e.chain(),
+            "cannot write /mnt/full/out.bin: No space left on device (os error 28)"
+        );
+    }
 }

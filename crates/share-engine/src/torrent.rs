@@ -144,7 +144,7 @@ impl Shared {
     /// Stops the torrent after a fatal error.
     pub fn fatal(&self, error: &TorrentError) {
         tracing::error!(%error, "torrent stopped");
-        self.emit(Event::Fatal(format!("{error:#}")));
+        self.emit(Event::Fatal(error.chain()));
         self.cancel.cancel();
     }
 
