@@ -578,3 +578,79 @@ async fn a_peer_breaking_the_protocol_again_and_again_is_banned() {
     assert_eq!(reason, "banned");
     swarm.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_handshake_are_bounded_by_max_peers() {
+    let max_peers = 4;
+    let mut swarm = Swarm::start(Config {
+        max_peers,
+        handshake_timeout: Duration::from_secs(3),
+        ..config()
+    })
+    .await;
+    wait_for(&mut swarm.seeder_events, 15, "the honest fetcher", |e| {
+        matches!(e, Event::PeerUp { .. })
+    })
+    .await;
+    // A flood of silent connections: at most `max_peers` of them wait for the handshake
+    // timeout; the rest are closed at once.
+    let started = tokio::time::Instant::now();
+    let mut flood = Vec::new();
+    for _ in 0..20 {
+        flood.push(Hostile::raw(
+            TcpStream::connect(swarm.seeder.listen_addr()).await.unwrap(),
+        ));
+    }
+    let closed_at = futures_join(flood.iter_mut().map(|h| async move {
+        h.assert_closed(10).await;
+        started.elapsed()
+    }))
+    .await;
+    let prompt = closed_at.iter().filter(|t| **t < Duration::from_secs(2)).count();
+    assert!(
+        prompt >= 20 - max_peers,
+        "{prompt} of 20 closed at once: {closed_at:?}"
+    );
+    assert!(closed_at.iter().all(|t| *t < Duration::from_secs(8)));
+    let seen = wait_for(
+        &mut swarm.seeder_events,
+        15,
+        "the refusals",
+        |e| matches!(e, Event::PeerRefused { reason, .. } if reason.starts_with("handshake not completed")),
+    )
+    .await;
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, Event::PeerRefused { reason, .. } if reason == "too many peers")));
+    swarm.finish().await;
+}
+
+/// Runs the futures concurrently on this task and returns their outputs in order.
+async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futs.map(|f| Some(Box::pin(f))).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    results
+        .into_iter()
+        .map(|r| r.expect("every future finished"))
+        .collect()
+}

@@ -69,9 +69,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
         r = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut stream, dialed)) => r,
         () = shared.cancel.cancelled() => return,
     };
-    if dialed {
-        shared.lock().connecting.remove(&addr);
-    }
+    // Dialed or accepted, the connection counted as connecting until now.
+    shared.lock().connecting.remove(&addr);
     let theirs = match hs {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => return shared.refused(addr, format!("handshake failed: {e}")),

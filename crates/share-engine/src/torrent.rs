@@ -532,12 +532,18 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, addr)) => {
+                // Counted as connecting until its handshake ends: connections that never
+                // finish their handshake are bounded by `max_peers` too.
                 let full = {
-                    let st = shared.lock();
-                    st.peers.len() + st.connecting.len() >= shared.config.max_peers
+                    let mut st = shared.lock();
+                    let full = st.peers.len() + st.connecting.len() >= shared.config.max_peers;
+                    if !full {
+                        st.connecting.insert(addr);
+                    }
+                    full
                 };
                 if full {
-                    tracing::debug!(%addr, "refused: too many peers");
+                    shared.refused(addr, "too many peers".into());
                     continue;
                 }
                 let s = shared.clone();

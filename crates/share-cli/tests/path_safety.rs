@@ -1,0 +1,150 @@
+//! A manifest cannot make `share fetch` write outside `OUT`: names with `..`, absolute names
+//! and names with separators are refused as bad input before anything is created, and a
+//! symbolic link already inside `OUT` (a directory, a file, or `OUT` itself) is refused
+//! instead of written through. The files the links point at are never touched.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use common::share;
+
+/// A multi-file manifest whose one file has the raw path components `path`.
+fn manifest_with_path(path: &[&str]) -> Vec<u8> {
+    let mut list = String::new();
+    for c in path {
+        list.push_str(&format!("{}:{c}", c.len()));
+    }
+    format!(
+        "d4:infod5:filesld6:lengthi5e4:pathl{list}eee4:name4:root12:piece lengthi16384e6:pieces20:{}ee",
+        "a".repeat(20)
+    )
+    .into_bytes()
+}
+
+/// Every path below `dir`, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn fetch(manifest: &Path, out: &Path) -> (Option<i32>, String) {
+    let r = share(&[
+        "fetch",
+        manifest.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--peer",
+        "127.0.0.1:1",
+        "--no-seed",
+    ]);
+    (r.status.code(), String::from_utf8_lossy(&r.stderr).into_owned())
+}
+
+#[test]
+fn escaping_names_in_a_manifest_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    for (name, path) in [
+        ("dotdot", vec!["..", "..", "escaped"]),
+        ("inner-dotdot", vec!["a", "..", "..", "escaped"]),
+        ("absolute", vec!["/tmp/escaped"]),
+        ("separator", vec!["a/../../escaped"]),
+        ("backslash", vec!["..\\escaped"]),
+        ("dot", vec![".", "escaped"]),
+    ] {
+        let m = dir.path().join(format!("{name}.torrent"));
+        std::fs::write(&m, manifest_with_path(&path)).unwrap();
+        let (code, err) = fetch(&m, &work.join("out"));
+        assert_eq!(code, Some(2), "{name}: {err}");
+        assert!(err.contains("unsafe file path"), "{name}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
+    }
+    assert!(tree(&work).is_empty(), "nothing was created: {:?}", tree(&work));
+    assert!(!dir.path().join("escaped").exists());
+}
+
+#[test]
+fn symlinks_inside_out_are_not_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory torrent: album/disc/track.bin and album/cover.txt.
+    let src = dir.path().join("album");
+    std::fs::create_dir_all(src.join("disc")).unwrap();
+    std::fs::write(src.join("disc/track.bin"), vec![7u8; 40_000]).unwrap();
+    std::fs::write(src.join("cover.txt"), b"cover").unwrap();
+    let m = dir.path().join("album.torrent");
+    let made = share(&[
+        "create",
+        src.to_str().unwrap(),
+        "-o",
+        m.to_str().unwrap(),
+        "--tracker",
+        "http://127.0.0.1:1/announce",
+    ]);
+    assert!(made.status.success());
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let victim = outside.join("victim.txt");
+    std::fs::write(&victim, b"precious").unwrap();
+
+    // OUT/disc is a link to a directory outside OUT.
+    let out = dir.path().join("out1");
+    std::fs::create_dir(&out).unwrap();
+    symlink(&outside, out.join("disc")).unwrap();
+    let (code, err) = fetch(&m, &out);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "refusing to write through {}: it is a symbolic link",
+            out.join("disc").display()
+        )),
+        "{err}"
+    );
+
+    // OUT/cover.txt is a link to a file outside OUT.
+    let out = dir.path().join("out2");
+    std::fs::create_dir(&out).unwrap();
+    symlink(&victim, out.join("cover.txt")).unwrap();
+    let (code, err) = fetch(&m, &out);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("it is a symbolic link"), "{err}");
+
+    // A single-file torrent whose OUT is itself a link to a file elsewhere.
+    let single = dir.path().join("one.bin");
+    std::fs::write(&single, vec![1u8; 20_000]).unwrap();
+    let sm = dir.path().join("one.torrent");
+    let made = share(&[
+        "create",
+        single.to_str().unwrap(),
+        "-o",
+        sm.to_str().unwrap(),
+        "--tracker",
+        "http://127.0.0.1:1/announce",
+    ]);
+    assert!(made.status.success());
+    let link = dir.path().join("out3.bin");
+    symlink(&victim, &link).unwrap();
+    let (code, err) = fetch(&sm, &link);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("it is a symbolic link"), "{err}");
+
+    assert_eq!(tree(&outside), ["victim.txt"], "nothing new outside OUT");
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"precious",
+        "the target is untouched"
+    );
+}
