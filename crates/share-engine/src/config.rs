@@ -14,7 +14,9 @@ pub struct Config {
     /// a LAN; capped by the peer's advertised `reqq`.
     pub pipeline: usize,
     /// Outstanding requests we accept from one peer (advertised as `reqq`); one more closes
-    /// the connection.
+    /// the connection. aria2c keeps more than 250 outstanding on a fast link, so this is
+    /// libtorrent-sized: a queued request costs 16 bytes (block data is read from disk only
+    /// while the writer's backlog is small), so 2,000 of them is 32 KiB per peer.
     pub reqq: usize,
     /// Peers unchoked by the rechoke (one of them is the optimistic unchoke).
     pub upload_slots: usize,
@@ -63,7 +65,7 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 0)),
             max_peers: 50,
             pipeline: 64,
-            reqq: 250,
+            reqq: 2000,
             upload_slots: 8,
             rechoke_interval: Duration::from_secs(10),
             optimistic_interval: Duration::from_secs(30),
@@ -72,7 +74,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
-            max_buffered_bytes: 32 * 1024 * 1024,
+            max_buffered_bytes: 16 * 1024 * 1024,
             hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             ban_strikes: 3,
             numwant: 50,

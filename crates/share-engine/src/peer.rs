@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use share_proto::bitfield::Bitfield;
 use share_proto::extension::{ExtendedHandshake, HANDSHAKE_ID};
 use share_proto::geometry::Block;
@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 
 use crate::chat::{Limiter, CHAT_ID, PER_LINK};
 use crate::error::{PeerError, TorrentError};
@@ -41,7 +41,7 @@ const READ_BATCH: usize = 16;
 /// Released requests remembered, so late data for them is not taken as unrequested.
 const RELEASED_MEMORY: usize = 2048;
 
-/// The peer-wire codec for tokio-util's framed streams.
+/// The peer-wire decoder for tokio-util's framed reads (writes go through `write_loop`).
 struct WireCodec(wire::Decoder);
 
 impl tokio_util::codec::Decoder for WireCodec {
@@ -50,15 +50,6 @@ impl tokio_util::codec::Decoder for WireCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, PeerError> {
         Ok(self.0.decode(src)?)
-    }
-}
-
-impl tokio_util::codec::Encoder<Message> for WireCodec {
-    type Error = PeerError;
-
-    fn encode(&mut self, msg: Message, dst: &mut BytesMut) -> Result<(), PeerError> {
-        wire::encode(&msg, dst);
-        Ok(())
     }
 }
 
@@ -773,32 +764,34 @@ fn request_of(b: &Block) -> BlockRequest {
     }
 }
 
-/// Writes queued messages, several frames per flush, and keep-alives when idle.
+/// Writes queued messages with vectored writes, several frames per system call, and
+/// keep-alives when idle. Block data goes from the disk read's `Bytes` to the socket without
+/// being copied into a send buffer: only the 13-byte headers are encoded.
 async fn write_loop<W: AsyncWrite + Unpin>(
-    wr: W,
+    mut wr: W,
     mut rx: mpsc::Receiver<Message>,
     backlog: Arc<AtomicUsize>,
     drained: Arc<Notify>,
     keepalive: std::time::Duration,
 ) {
-    let mut sink = FramedWrite::new(wr, WireCodec(wire::Decoder::default()));
+    /// Frames gathered before writing.
+    const BATCH: usize = 64;
+    let mut chunks: VecDeque<Bytes> = VecDeque::new();
+    let mut scratch = BytesMut::new();
     loop {
-        let msg = match tokio::time::timeout(keepalive, rx.recv()).await {
+        let first = match tokio::time::timeout(keepalive, rx.recv()).await {
             Ok(Some(m)) => m,
-            Ok(None) => break,
+            Ok(None) => return,
             Err(_) => Message::KeepAlive,
         };
-        let mut data = piece_len(&msg);
-        if sink.feed(msg).await.is_err() {
-            return;
-        }
-        while let Ok(more) = rx.try_recv() {
-            data += piece_len(&more);
-            if sink.feed(more).await.is_err() {
-                return;
+        let mut data = queue_frame(first, &mut chunks, &mut scratch);
+        for _ in 1..BATCH {
+            match rx.try_recv() {
+                Ok(m) => data += queue_frame(m, &mut chunks, &mut scratch),
+                Err(_) => break,
             }
         }
-        if sink.flush().await.is_err() {
+        if write_all_chunks(&mut wr, &mut chunks).await.is_err() {
             return;
         }
         if data > 0 {
@@ -806,12 +799,56 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             drained.notify_one();
         }
     }
-    let _ = sink.flush().await;
 }
 
-fn piece_len(m: &Message) -> usize {
-    match m {
-        Message::Piece { data, .. } => data.len(),
-        _ => 0,
+/// Queues the wire form of `msg`; returns its block bytes (for the backlog count).
+fn queue_frame(msg: Message, chunks: &mut VecDeque<Bytes>, scratch: &mut BytesMut) -> usize {
+    match msg {
+        Message::Piece { index, begin, data } => {
+            use bytes::BufMut;
+            scratch.put_u32(9 + data.len() as u32);
+            scratch.put_u8(7);
+            scratch.put_u32(index);
+            scratch.put_u32(begin);
+            chunks.push_back(scratch.split().freeze());
+            let n = data.len();
+            chunks.push_back(data);
+            n
+        }
+        other => {
+            wire::encode(&other, scratch);
+            chunks.push_back(scratch.split().freeze());
+            0
+        }
     }
+}
+
+/// Writes every queued chunk, as many per `writev` as the socket takes.
+async fn write_all_chunks<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    chunks: &mut VecDeque<Bytes>,
+) -> std::io::Result<()> {
+    use bytes::Buf;
+    while !chunks.is_empty() {
+        let slices: Vec<std::io::IoSlice<'_>> = chunks
+            .iter()
+            .take(128)
+            .map(|c| std::io::IoSlice::new(c))
+            .collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let front = chunks.front_mut().expect("bytes written come from queued chunks");
+            if n >= front.len() {
+                n -= front.len();
+                chunks.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+    wr.flush().await
 }

@@ -108,6 +108,9 @@ pub struct Picker {
     buffered: u64,
     max_buffered: u64,
     rotate: u32,
+    /// Buffers of verified pieces, reused for new ones: no allocation, zeroing or page faults
+    /// per piece. Every byte of a reused buffer is overwritten before its piece completes.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Picker {
@@ -135,6 +138,7 @@ impl Picker {
             buffered: 0,
             max_buffered,
             rotate: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -322,7 +326,17 @@ impl Picker {
     fn start(&mut self, piece: PieceIndex, peer: PeerKey) {
         let i = piece.as_usize();
         let len = self.geometry.len_of(piece) as usize;
-        let (buf, offset) = crate::storage::aligned_vec(len);
+        let reused = self.spare.pop().filter(|b| b.len() >= len + crate::storage::PAGE);
+        let (buf, offset) = match reused {
+            Some(b) => {
+                let offset = b
+                    .as_ptr()
+                    .align_offset(crate::storage::PAGE)
+                    .min(crate::storage::PAGE);
+                (b, offset)
+            }
+            None => crate::storage::aligned_vec(self.geometry.piece_len() as usize),
+        };
         self.buffered += len as u64;
         self.state[i] = PieceState::Partial;
         self.missing -= 1;
@@ -381,6 +395,14 @@ impl Picker {
         match other {
             Some(o) if o != peer => Received::StoredCancel(o),
             _ => Received::Stored,
+        }
+    }
+
+    /// Takes back the buffer of a piece that was hashed (and written), for reuse.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        let keep = (self.max_buffered / u64::from(self.geometry.piece_len()).max(1)).max(1) as usize;
+        if self.spare.len() < keep {
+            self.spare.push(buf);
         }
     }
 

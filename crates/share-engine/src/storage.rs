@@ -212,10 +212,12 @@ fn check_no_symlinks(root: &Path, path: &Path) -> Result<(), TorrentError> {
     Ok(())
 }
 
+/// The alignment of I/O buffers.
+pub const PAGE: usize = 4096;
+
 /// A buffer of `len` bytes whose first byte is 4 KiB aligned: the kernel copies file data into
 /// and out of aligned memory many times faster on some CPUs (see docs/ARCHITECTURE.md).
 pub fn aligned_vec(len: usize) -> (Vec<u8>, usize) {
-    const PAGE: usize = 4096;
     let v = vec![0u8; len + PAGE];
     let off = v.as_ptr().align_offset(PAGE).min(PAGE);
     (v, off)

@@ -201,11 +201,15 @@ impl Shared {
                 if ok {
                     storage.write_at(offset, piece.bytes())?;
                 }
-                Ok::<_, TorrentError>((ok, piece.piece, piece.contributors))
+                Ok::<_, TorrentError>((ok, piece))
             })
             .await;
             match res {
-                Ok(Ok((ok, index, from))) => shared.piece_checked(index, ok, from),
+                Ok(Ok((ok, piece))) => {
+                    let (index, from) = (piece.piece, piece.contributors);
+                    shared.lock().picker.recycle(piece.data);
+                    shared.piece_checked(index, ok, from);
+                }
                 Ok(Err(e)) => shared.fatal(&e),
                 Err(e) => shared.fatal(&TorrentError::Internal(e.to_string())),
             }

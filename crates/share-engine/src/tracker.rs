@@ -48,8 +48,7 @@ pub(crate) async fn run(shared: Arc<Shared>, urls: Vec<String>) {
                 }
                 event = AnnounceEvent::None;
                 backoff = shared.config.announce_backoff_min;
-                let floor = resp.min_interval.unwrap_or(0).max(5);
-                Duration::from_secs(u64::from(resp.interval.clamp(floor, 3600)))
+                next_announce(&resp)
             }
             None => {
                 let wait = backoff;
@@ -70,6 +69,16 @@ pub(crate) async fn run(shared: Arc<Shared>, urls: Vec<String>) {
     // Leaving: tell the tracker, briefly; it will expire us anyway.
     let stop = announce_any(&shared, &client, &urls[..1], AnnounceEvent::Stopped, key);
     let _ = tokio::time::timeout(Duration::from_secs(3), stop).await;
+}
+
+/// When to announce next: the tracker's `interval`, at least its `min interval`, and always
+/// within 5 s ..= 1 h whatever a hostile tracker says (a `min interval` over an hour once made
+/// `clamp` panic).
+fn next_announce(resp: &AnnounceResponse) -> Duration {
+    const FLOOR: u32 = 5;
+    const CEILING: u32 = 3600;
+    let floor = resp.min_interval.unwrap_or(0).clamp(FLOOR, CEILING);
+    Duration::from_secs(u64::from(resp.interval.clamp(floor, CEILING)))
 }
 
 async fn announce_any(
@@ -158,4 +167,25 @@ fn anyhow_like(e: &reqwest::Error) -> String {
         cause = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_announce_stays_within_bounds_whatever_the_tracker_says() {
+        let resp = |body: &[u8]| AnnounceResponse::from_bencode(body).unwrap();
+        let secs = |body: &[u8]| next_announce(&resp(body)).as_secs();
+        assert_eq!(secs(b"d8:intervali1800e5:peers0:e"), 1800);
+        assert_eq!(secs(b"d8:intervali0e5:peers0:e"), 5);
+        assert_eq!(secs(b"d8:intervali99999999e5:peers0:e"), 3600);
+        assert_eq!(secs(b"d8:intervali60e12:min intervali120e5:peers0:e"), 120);
+        // A `min interval` over the ceiling used to panic in `clamp`.
+        assert_eq!(secs(b"d8:intervali60e12:min intervali4000e5:peers0:e"), 3600);
+        assert_eq!(
+            secs(b"d8:intervali60e12:min intervali4294967295e5:peers0:e"),
+            3600
+        );
+    }
 }

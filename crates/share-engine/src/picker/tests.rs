@@ -214,10 +214,15 @@ fn random_swarm_always_completes() {
                 _ if !inflight.is_empty() => {
                     let (who, b) = inflight.swap_remove(rnd(inflight.len() as u64) as usize);
                     if let Received::Complete(a) = p.received(who, id(who as u8), &b, &data(&b)) {
+                        // Buffers are reused: the piece must hold exactly its own blocks.
+                        let want: Vec<u8> = g.blocks(a.piece).flat_map(|b| data(&b)).collect();
+                        assert_eq!(a.bytes(), &want[..], "round {round}: piece {}", a.piece);
                         let ok = rnd(5) != 0;
-                        p.verified(a.piece, ok);
+                        let piece = a.piece;
+                        p.recycle(a.data);
+                        p.verified(piece, ok);
                         if ok {
-                            verified[a.piece.as_usize()] += 1;
+                            verified[piece.as_usize()] += 1;
                         }
                     }
                 }
