@@ -12,10 +12,18 @@ use crate::render::Render;
 
 /// A multi-threaded runtime for a command.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::runtime(anyhow!("cannot start the async runtime: {e}")))
+        .map_err(|e| Failure::runtime(anyhow!("cannot start the async runtime: {e}")))?;
+    // Under a file-size limit (`ulimit -f`) a write past it raises SIGXFSZ, whose default
+    // action kills us; with a handler installed (tokio keeps it for the life of the process)
+    // the write fails with EFBIG instead and the user gets the one-sentence error.
+    const SIGXFSZ: i32 = 25; // Linux
+    let _in_runtime = rt.enter();
+    let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ));
+    drop(_in_runtime);
+    Ok(rt)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

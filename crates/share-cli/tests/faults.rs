@@ -251,3 +251,62 @@ fn a_full_disk_and_a_read_only_output_fail_clearly_and_lose_nothing() {
     no_refetch(&rerun, &mut done, "the rerun with room");
     assert_eq!(std::fs::read(&out).unwrap(), data);
 }
+
+/// `share fetch` under a file-size limit (`prlimit --fsize`), as `ulimit -f` sets it.
+fn fetch_limited(manifest: &str, out: &Path, limit: u64) -> Proc {
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--fsize={limit}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_share"))
+        .args(["fetch", manifest, "-o"])
+        .arg(out)
+        .args(["--port", "0", "--no-seed", "--json"]);
+    Proc::spawn(cmd)
+}
+
+#[test]
+fn a_file_size_limit_is_a_clear_error_not_a_signal() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        return skip(
+            "a_file_size_limit_is_a_clear_error_not_a_signal",
+            "`prlimit` is not installed (apt-get install util-linux)",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.bin");
+    let data = pattern(6 * 1024 * 1024, 6);
+    std::fs::write(&file, &data).unwrap();
+    let (_seeder, manifest) = seed(&file, "64K");
+    let out = dir.path().join("out.bin");
+    let shown = out.display().to_string();
+    let limit = 2 * 1024 * 1024;
+
+    // The output cannot even be sized: SIGXFSZ is ignored, so this is an error, not a death.
+    let mut f = fetch_limited(&manifest, &out, limit);
+    assert_eq!(f.exit_code(60), Some(1), "{}", f.stderr());
+    assert_eq!(
+        error_line(&f),
+        format!("share: cannot size {shown}: File too large (os error 27)")
+    );
+
+    // Sized by an earlier run: the writes past the limit fail mid-download.
+    std::fs::File::create(&out)
+        .unwrap()
+        .set_len(data.len() as u64)
+        .unwrap();
+    let mut f = fetch_limited(&manifest, &out, limit);
+    assert_eq!(f.exit_code(60), Some(1), "{}", f.stderr());
+    assert_eq!(
+        error_line(&f),
+        format!("share: cannot write {shown}: File too large (os error 27)")
+    );
+    let mut done = BTreeSet::new();
+    no_refetch(&f, &mut done, "under the limit");
+
+    // Without the limit the rerun keeps what was verified and completes.
+    let mut rerun = fetch(&manifest, &out);
+    rerun.wait_event(60, "complete");
+    assert_eq!(rerun.exit_code(30), Some(0), "{}", rerun.stderr());
+    no_refetch(&rerun, &mut done, "the rerun without a limit");
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+}
