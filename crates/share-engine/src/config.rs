@@ -34,8 +34,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Time for a peer to complete its handshake.
     pub handshake_timeout: Duration,
-    /// Piece data held in memory while pieces are assembled and verified; bounds the
-    /// engine's memory whatever the file size.
+    /// Piece data held in memory while pieces are assembled and verified (at least four
+    /// pieces); bounds the engine's memory whatever the file size.
     pub max_buffered_bytes: u64,
     /// Threads hashing pieces at once.
     pub hash_workers: usize,

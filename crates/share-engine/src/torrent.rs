@@ -310,6 +310,12 @@ impl Shared {
     }
 }
 
+/// Piece bytes held in memory: the configured budget, but at least four pieces, so large
+/// pieces still keep several peers busy while others are hashed and written.
+fn buffer_budget(config: &Config, geometry: Geometry) -> u64 {
+    config.max_buffered_bytes.max(4 * u64::from(geometry.piece_len()))
+}
+
 /// Whether `addr` is our own listening socket (same port on loopback or the same address).
 fn is_own(addr: SocketAddr, listen: SocketAddr) -> bool {
     addr.port() == listen.port()
@@ -369,7 +375,7 @@ impl Torrent {
             Mode::Seed => Bitfield::full(geometry.piece_count()),
             Mode::Fetch | Mode::Chat => Bitfield::new(geometry.piece_count()),
         };
-        let picker = Picker::new(geometry, have, config.max_buffered_bytes);
+        let picker = Picker::new(geometry, have, buffer_budget(&config, geometry));
         let stats = Stats {
             total_bytes: geometry.total_len(),
             pieces_total: geometry.piece_count(),
@@ -516,7 +522,7 @@ impl Torrent {
 impl Shared {
     fn resume_from(self: &Arc<Self>, have: Bitfield) {
         let mut st = self.lock();
-        st.picker = Picker::new(self.geometry, have.clone(), self.config.max_buffered_bytes);
+        st.picker = Picker::new(self.geometry, have.clone(), buffer_budget(&self.config, self.geometry));
         st.have_log = have.ones().collect();
         let n = st.have_log.len();
         let complete = st.picker.is_complete();
