@@ -335,8 +335,8 @@ async fn requests_out_of_range_close_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_requests_than_our_reqq_close_the_connection() {
-    let mut swarm = Swarm::start(config()).await;
-    let reqq = config().reqq;
+    let reqq = 250;
+    let mut swarm = Swarm::start(Config { reqq, ..config() }).await;
     let id = hostile_id(1);
     let mut h = Hostile::connect_slow_reader(swarm.seeder.listen_addr(), swarm.info_hash(), id).await;
     h.send(&[Message::Interested]).await;
