@@ -90,8 +90,9 @@ row() { # name, then "secs rss" lines on stdin
   read -r med lo hi <<<"$(echo "$lines" | awk '{print $1}' | stats)"
   r=$(echo "$lines" | awk '{print $2}' | sort -n | tail -1)
   secs[$name]=$med; rss[$name]=$r
-  printf '  %-34s %7.2f s  (%.2f-%.2f)  %7.0f MB/s  peak RSS %6.1f MiB\n' "$name" "$med" "$lo" "$hi" \
-    "$(echo "$bytes / 1000000 / $med" | bc -l)" "$(echo "$r / 1024" | bc -l)"
+  local rss_text="n/a"; [ "$r" -gt 0 ] && rss_text=$(printf '%.1f MiB' "$(echo "$r / 1024" | bc -l)")
+  printf '  %-34s %7.2f s  (%.2f-%.2f)  %7.0f MB/s  peak RSS %s\n' "$name" "$med" "$lo" "$hi" \
+    "$(echo "$bytes / 1000000 / $med" | bc -l)" "$rss_text"
 }
 ratio() { printf '  %-50s %.2f\n' "$1" "$(echo "${secs[$2]} / ${secs[$3]}" | bc -l)"; }
 
@@ -101,14 +102,14 @@ echo "1. three share seeders, one fetcher at a time (alternating)"
 start_share_seeders 3
 declare -A res
 for r in $(seq "$runs"); do for c in share aria2c rqbit; do res[$c]+="$(fetch_with $c)"$'\n'; done; done
-for c in share aria2c rqbit; do printf '%s' "${res[$c]}" | sed '/^$/d' | row "$c from 3 share seeders"; done
+for c in share aria2c rqbit; do row "$c from 3 share seeders" < <(printf '%s' "${res[$c]}" | sed '/^$/d'); done
 stop_seeders
 
 echo
 echo "2. one share seeder, one share fetcher"
 start_share_seeders 1
 one=""; for r in $(seq "$runs"); do one+="$(fetch_with share)"$'\n'; done
-printf '%s' "$one" | sed '/^$/d' | row "share from 1 share seeder"
+row "share from 1 share seeder" < <(printf '%s' "$one" | sed '/^$/d')
 stop_seeders
 
 echo
@@ -126,7 +127,7 @@ for r in $(seq "$runs"); do
   for i in 1 2 3 4; do cmp -s data.bin "out4-$i/data.bin" || { echo "fetcher $i differs" >&2; exit 1; }; rm -rf "out4-$i"; done
   all+="$(echo "$t1 - $t0" | bc -l) 0"$'\n'
 done
-printf '%s' "$all" | sed '/^$/d' | row "4 share fetchers, until all done"
+row "4 share fetchers, until all done" < <(printf '%s' "$all" | sed '/^$/d')
 stop_seeders
 
 echo
@@ -141,7 +142,7 @@ done
 wait_seeders 3
 declare -A res2
 for r in $(seq "$runs"); do for c in share aria2c rqbit; do res2[$c]+="$(fetch_with $c)"$'\n'; done; done
-for c in share aria2c rqbit; do printf '%s' "${res2[$c]}" | sed '/^$/d' | row "$c from 3 aria2c seeders"; done
+for c in share aria2c rqbit; do row "$c from 3 aria2c seeders" < <(printf '%s' "${res2[$c]}" | sed '/^$/d'); done
 for p in "${aseeds[@]}"; do kill "$p" 2>/dev/null || true; done
 
 echo

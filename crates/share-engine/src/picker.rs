@@ -18,8 +18,9 @@
 //! kept on bitfield, HAVE and disconnect.
 //!
 //! Picking, in order: open blocks of partial pieces the peer has (finishing pieces frees
-//! memory and gets them verified sooner); then new pieces, rarest first, ties broken by a
-//! rotating start so peers spread out; then, once no piece is `Missing` or open, endgame:
+//! memory and gets them verified sooner); then new pieces, rarest first, ties going to the
+//! next piece from a start point chosen at random per torrent (sequential runs for the disk,
+//! different pieces in different fetchers); then, once no piece is `Missing` or open, endgame:
 //! blocks another peer is fetching are also asked of this one. A new piece starts only while
 //! the buffered bytes stay within the budget, which bounds memory. A piece that failed its
 //! hash is fetched again from one peer only, so a second failure names the bad peer.
@@ -107,7 +108,10 @@ pub struct Picker {
     missing: u32,
     buffered: u64,
     max_buffered: u64,
-    rotate: u32,
+    /// Where the search for a new piece starts: ties in rarity go to the first piece from
+    /// here, so a download proceeds in long sequential runs (disk locality) from a point that
+    /// differs between peers (so fetchers hold different pieces to trade).
+    start: u32,
     /// Buffers of verified pieces, reused for new ones: no allocation, zeroing or page faults
     /// per piece. Every byte of a reused buffer is overwritten before its piece completes.
     spare: Vec<Vec<u8>>,
@@ -137,9 +141,14 @@ impl Picker {
             missing,
             buffered: 0,
             max_buffered,
-            rotate: 0,
+            start: 0,
             spare: Vec::new(),
         }
+    }
+
+    /// Starts the search for new pieces at `piece` (see `start`).
+    pub fn start_at(&mut self, piece: u32) {
+        self.start = piece % self.geometry.piece_count().max(1);
     }
 
     /// The pieces we have.
@@ -304,12 +313,11 @@ impl Picker {
         out
     }
 
-    fn rarest_missing(&mut self, peer_has: &Bitfield) -> Option<u32> {
+    fn rarest_missing(&self, peer_has: &Bitfield) -> Option<u32> {
         let n = self.state.len() as u32;
-        self.rotate = self.rotate.wrapping_add(7919) % n.max(1);
         let mut best: Option<(u32, u32)> = None;
         for k in 0..n {
-            let i = (self.rotate + k) % n;
+            let i = (self.start + k) % n;
             if self.state[i as usize] == PieceState::Missing && peer_has.has_raw(i) {
                 let a = self.availability[i as usize];
                 if best.is_none_or(|(_, ba)| a < ba) {
