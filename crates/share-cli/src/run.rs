@@ -135,6 +135,22 @@ pub fn announce_host(choice: Option<IpAddr>) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| IpAddr::V4(*a))
 }
 
+/// Default port for peer connections (any free one if taken).
+pub const DEFAULT_PEER_PORT: u16 = 6881;
+
+/// Where to listen for peers: the port asked for (taken or not: an error then is the
+/// user's to see), else 6881 when free, else any free port.
+pub async fn peer_listen(port: Option<u16>) -> SocketAddr {
+    let preferred = SocketAddr::from(([0, 0, 0, 0], port.unwrap_or(DEFAULT_PEER_PORT)));
+    if port.is_some() {
+        return preferred;
+    }
+    match tokio::net::TcpListener::bind(preferred).await {
+        Ok(_) => preferred,
+        Err(_) => SocketAddr::new(preferred.ip(), 0),
+    }
+}
+
 /// Binds `preferred`, or any free port on the same address if it is taken.
 pub async fn bind_or_any(preferred: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     match tokio::net::TcpListener::bind(preferred).await {

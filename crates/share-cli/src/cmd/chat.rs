@@ -1,12 +1,10 @@
 //! `share chat`: join a swarm only to talk. Downloads nothing; lines typed are messages.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::anyhow;
 use share_engine::{Config, Mode, Params, Torrent};
 
-use crate::cmd::seed::{free_or_any, DEFAULT_PEER_PORT};
 use crate::exit::{Failure, Outcome};
 use crate::render::Render;
 use crate::run::{default_nick, drive, runtime, Ended};
@@ -38,11 +36,7 @@ pub fn run(args: Args) -> Outcome {
 async fn chat(args: Args) -> Outcome {
     let meta = std::sync::Arc::new(crate::manifest::load(&args.manifest)?);
     let peers = crate::cmd::fetch::resolve_peers(&args.peers).await?;
-    let listen = SocketAddr::from(([0, 0, 0, 0], args.port.unwrap_or(DEFAULT_PEER_PORT)));
-    let listen = match args.port {
-        Some(_) => listen,
-        None => free_or_any(listen).await,
-    };
+    let listen = crate::run::peer_listen(args.port).await;
     let params = Params {
         paths: Vec::new(),
         root: PathBuf::from("."),

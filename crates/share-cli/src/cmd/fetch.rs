@@ -9,7 +9,6 @@ use anyhow::anyhow;
 use share_engine::storage::output_paths;
 use share_engine::{Config, Mode, Params, Torrent};
 
-use crate::cmd::seed::{free_or_any, DEFAULT_PEER_PORT};
 use crate::exit::{Failure, Outcome};
 use crate::render::Render;
 use crate::run::{drive, runtime, Ended};
@@ -91,11 +90,7 @@ async fn fetch(args: Args) -> Outcome {
             _ => PathBuf::from("."),
         }
     };
-    let listen = SocketAddr::from(([0, 0, 0, 0], args.port.unwrap_or(DEFAULT_PEER_PORT)));
-    let listen = match args.port {
-        Some(_) => listen,
-        None => free_or_any(listen).await,
-    };
+    let listen = crate::run::peer_listen(args.port).await;
     let params = Params {
         paths: output_paths(&meta, &out),
         meta: meta.clone(),

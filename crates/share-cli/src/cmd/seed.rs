@@ -13,8 +13,6 @@ use crate::exit::{Failure, Outcome};
 use crate::render::Render;
 use crate::run::{announce_host, bind_or_any, drive, runtime, Ended};
 
-/// Default port for peer connections (any free one if taken).
-pub const DEFAULT_PEER_PORT: u16 = 6881;
 /// Default port of the embedded tracker (any free one if taken).
 pub const DEFAULT_TRACKER_PORT: u16 = 6969;
 
@@ -90,11 +88,7 @@ async fn seed(args: Args) -> Outcome {
     let meta = std::sync::Arc::new(crate::manifest::load(&output)?);
     let root = args.path.clone();
     let paths = output_paths(&meta, &root);
-    let listen = SocketAddr::from(([0, 0, 0, 0], args.port.unwrap_or(DEFAULT_PEER_PORT)));
-    let listen = match args.port {
-        Some(_) => listen,
-        None => free_or_any(listen).await,
-    };
+    let listen = crate::run::peer_listen(args.port).await;
     let params = Params {
         meta,
         paths,
@@ -141,13 +135,5 @@ async fn seed(args: Args) -> Outcome {
     match ended {
         Ended::Fatal(message) => Err(Failure::runtime(anyhow!(message))),
         Ended::Interrupted | Ended::Complete => Ok(()),
-    }
-}
-
-/// `preferred` if its port is free, else the same address with port 0.
-pub async fn free_or_any(preferred: SocketAddr) -> SocketAddr {
-    match tokio::net::TcpListener::bind(preferred).await {
-        Ok(_) => preferred,
-        Err(_) => SocketAddr::new(preferred.ip(), 0),
     }
 }
