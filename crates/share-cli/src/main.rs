@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 
 /// Share a file with one command, fetch it with another: a BitTorrent swarm with a chat room.
 #[derive(Parser, Debug)]
-#[command(name = "share", version, about, propagate_version = true)]
+#[command(name = "share", version, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
