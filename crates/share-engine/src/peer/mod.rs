@@ -18,9 +18,9 @@ use futures_util::StreamExt;
 use share_proto::bitfield::Bitfield;
 use share_proto::extension::{ExtendedHandshake, HANDSHAKE_ID};
 use share_proto::geometry::Block;
-use share_proto::wire::{self, BlockRequest, Handshake, Message, HANDSHAKE_LEN};
+use share_proto::wire::{self, BlockRequest, Handshake, Message};
 use share_proto::PeerId;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -29,8 +29,16 @@ use tokio_util::codec::FramedRead;
 use crate::chat::{Limiter, CHAT_ID, PER_LINK};
 use crate::error::{PeerError, TorrentError};
 use crate::event::Event;
-use crate::picker::{PeerKey, Received};
-use crate::torrent::{PeerCmd, PeerEntry, Shared};
+use crate::picker::PeerKey;
+use crate::torrent::{PeerCmd, Shared};
+
+mod download;
+mod handshake;
+mod upload;
+mod writer;
+
+use handshake::{handshake, register};
+use writer::write_loop;
 
 /// Messages queued for the writer before the peer counts as not reading.
 const WRITE_QUEUE: usize = 1024;
@@ -109,73 +117,6 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
         peer_id: theirs.peer_id,
         reason,
     });
-}
-
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    shared: &Shared,
-    stream: &mut S,
-    dialed: bool,
-) -> Result<Handshake, PeerError> {
-    let ours = Handshake::ours(shared.info_hash, shared.peer_id).encode();
-    if dialed {
-        stream.write_all(&ours).await?;
-    }
-    // Read up to the info hash first: an incoming peer learns which swarm we are only after
-    // we check it, and some clients wait for our reply before sending their peer id.
-    let mut buf = [0u8; HANDSHAKE_LEN];
-    stream.read_exact(&mut buf[..48]).await?;
-    if &buf[..20] != wire::PROTOCOL {
-        return Err(wire::WireError::NotBitTorrent.into());
-    }
-    if buf[28..48] != shared.info_hash.0 {
-        return Err(PeerError::Refused("handshake for another swarm".into()));
-    }
-    if !dialed {
-        stream.write_all(&ours).await?;
-    }
-    stream.read_exact(&mut buf[48..]).await?;
-    Ok(Handshake::decode(&buf)?)
-}
-
-fn register(
-    shared: &Shared,
-    key: PeerKey,
-    addr: SocketAddr,
-    dialed: bool,
-    theirs: &Handshake,
-    cmd: mpsc::Sender<PeerCmd>,
-) -> Result<(), PeerError> {
-    let mut st = shared.lock();
-    if theirs.peer_id == shared.peer_id {
-        return Err(PeerError::Refused("connected to ourselves".into()));
-    }
-    if st.banned.contains(&theirs.peer_id) {
-        return Err(PeerError::Refused("banned".into()));
-    }
-    if st.peers.values().any(|p| p.peer_id == theirs.peer_id) {
-        return Err(PeerError::Refused("already connected".into()));
-    }
-    if st.peers.len() >= shared.config.max_peers {
-        return Err(PeerError::Refused("too many peers".into()));
-    }
-    let entry = PeerEntry {
-        addr,
-        peer_id: theirs.peer_id,
-        has: Bitfield::new(shared.geometry.piece_count()),
-        cmd,
-        am_choking: true,
-        interested: false,
-        down: 0,
-        up: 0,
-        down_at_rechoke: 0,
-        up_at_rechoke: 0,
-        dialed: dialed.then_some(addr),
-        nick: None,
-        client: None,
-        chat: false,
-    };
-    st.peers.insert(key, entry);
-    Ok(())
 }
 
 type DiskRead = JoinHandle<Result<Vec<(Block, Bytes)>, TorrentError>>;
@@ -588,141 +529,6 @@ impl Conn {
         !self.extended || (self.ext_seen && self.chat_id.is_none())
     }
 
-    fn on_request(&mut self, r: BlockRequest) -> Result<(), PeerError> {
-        let Some(block) = self.shared.geometry.check_block(r.index, r.begin, r.length) else {
-            return Err(PeerError::Protocol(format!(
-                "request for {} bytes at {} of piece {} is outside the torrent or over 128 KiB",
-                r.length, r.begin, r.index
-            )));
-        };
-        if self.am_choking {
-            return Ok(());
-        }
-        if self.queue.len() >= self.shared.config.reqq {
-            return Err(PeerError::Protocol(format!(
-                "more than {} outstanding requests",
-                self.shared.config.reqq
-            )));
-        }
-        if !self.shared.lock().picker.have().has(block.piece) {
-            return Ok(());
-        }
-        self.queue.push_back(block);
-        Ok(())
-    }
-
-    fn on_piece(&mut self, index: u32, begin: u32, data: Bytes) -> Result<(), PeerError> {
-        let Some(block) = self.shared.geometry.check_block(index, begin, data.len() as u32) else {
-            return Err(PeerError::Protocol(format!(
-                "piece data at {begin} of piece {index} is outside the torrent"
-            )));
-        };
-        match self.outstanding.iter().position(|b| *b == block) {
-            Some(pos) => {
-                self.outstanding.remove(pos);
-            }
-            None if self.released.contains(&(index, begin)) => {}
-            None => {
-                return Err(PeerError::Protocol(format!(
-                    "piece data at {begin} of piece {index} that we never requested"
-                )))
-            }
-        }
-        self.last_block = Instant::now();
-        self.timeouts = 0;
-        let len = data.len() as u64;
-        self.shared.downloaded.fetch_add(len, Ordering::Relaxed);
-        let outcome = {
-            let mut st = self.shared.lock();
-            if let Some(e) = st.peers.get_mut(&self.key) {
-                e.down += len;
-            }
-            st.picker.received(self.key, self.peer_id, &block, &data)
-        };
-        match outcome {
-            Received::Complete(piece) => self.shared.verify(piece),
-            Received::StoredCancel(other) => {
-                let cmd = self.shared.lock().peers.get(&other).map(|p| p.cmd.clone());
-                if let Some(cmd) = cmd {
-                    let _ = cmd.try_send(PeerCmd::Cancel(block));
-                }
-            }
-            Received::Stored | Received::NotNeeded => {}
-        }
-        Ok(())
-    }
-
-    fn remember_released(&mut self, b: &Block) {
-        if self.released.len() >= RELEASED_MEMORY {
-            self.released.pop_front();
-        }
-        self.released.push_back((b.piece.get(), b.begin));
-    }
-
-    /// Keeps the request pipeline full while they unchoke us and we want something.
-    fn refill(&mut self) -> Result<(), PeerError> {
-        if self.peer_choking || !self.am_interested || self.outstanding.len() * 2 > self.pipeline {
-            return Ok(());
-        }
-        let want = self.pipeline - self.outstanding.len();
-        let picked = {
-            let mut st = self.shared.lock();
-            let st = &mut *st;
-            let has = &st.peers[&self.key].has;
-            st.picker.pick(self.key, has, want)
-        };
-        for b in picked {
-            self.send(Message::Request(request_of(&b)))?;
-            self.outstanding.push_back(b);
-        }
-        Ok(())
-    }
-
-    /// Starts reading queued blocks from disk while the writer's backlog is small.
-    fn start_read(&mut self) {
-        if self.reading.is_some()
-            || self.queue.is_empty()
-            || self.backlog.load(Ordering::Relaxed) >= WRITE_BACKLOG
-        {
-            return;
-        }
-        let batch: Vec<Block> = self.queue.drain(..self.queue.len().min(READ_BATCH)).collect();
-        let storage = self.shared.storage.clone();
-        let geometry = self.shared.geometry;
-        self.reading = Some(tokio::task::spawn_blocking(move || {
-            batch
-                .into_iter()
-                .map(|b| {
-                    Ok((
-                        b,
-                        crate::storage::read_bytes(&*storage, geometry.block_offset(&b), b.len as usize)?,
-                    ))
-                })
-                .collect()
-        }));
-    }
-
-    fn send_blocks(&mut self, blocks: Vec<(Block, Bytes)>) -> Result<(), PeerError> {
-        if self.am_choking {
-            return Ok(());
-        }
-        let mut sent = 0u64;
-        for (b, data) in blocks {
-            sent += data.len() as u64;
-            self.backlog.fetch_add(data.len(), Ordering::Relaxed);
-            self.send(Message::Piece {
-                index: b.piece.get(),
-                begin: b.begin,
-                data,
-            })?;
-        }
-        self.shared.uploaded.fetch_add(sent, Ordering::Relaxed);
-        if let Some(e) = self.shared.lock().peers.get_mut(&self.key) {
-            e.up += sent;
-        }
-        Ok(())
-    }
-
     fn on_tick(&mut self) -> Result<(), PeerError> {
         let cfg = &self.shared.config;
         if self.last_recv.elapsed() > cfg.idle_timeout {
@@ -762,93 +568,4 @@ fn request_of(b: &Block) -> BlockRequest {
         begin: b.begin,
         length: b.len,
     }
-}
-
-/// Writes queued messages with vectored writes, several frames per system call, and
-/// keep-alives when idle. Block data goes from the disk read's `Bytes` to the socket without
-/// being copied into a send buffer: only the 13-byte headers are encoded.
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut wr: W,
-    mut rx: mpsc::Receiver<Message>,
-    backlog: Arc<AtomicUsize>,
-    drained: Arc<Notify>,
-    keepalive: std::time::Duration,
-) {
-    /// Frames gathered before writing.
-    const BATCH: usize = 64;
-    let mut chunks: VecDeque<Bytes> = VecDeque::new();
-    let mut scratch = BytesMut::new();
-    loop {
-        let first = match tokio::time::timeout(keepalive, rx.recv()).await {
-            Ok(Some(m)) => m,
-            Ok(None) => return,
-            Err(_) => Message::KeepAlive,
-        };
-        let mut data = queue_frame(first, &mut chunks, &mut scratch);
-        for _ in 1..BATCH {
-            match rx.try_recv() {
-                Ok(m) => data += queue_frame(m, &mut chunks, &mut scratch),
-                Err(_) => break,
-            }
-        }
-        if write_all_chunks(&mut wr, &mut chunks).await.is_err() {
-            return;
-        }
-        if data > 0 {
-            backlog.fetch_sub(data, Ordering::Relaxed);
-            drained.notify_one();
-        }
-    }
-}
-
-/// Queues the wire form of `msg`; returns its block bytes (for the backlog count).
-fn queue_frame(msg: Message, chunks: &mut VecDeque<Bytes>, scratch: &mut BytesMut) -> usize {
-    match msg {
-        Message::Piece { index, begin, data } => {
-            use bytes::BufMut;
-            scratch.put_u32(9 + data.len() as u32);
-            scratch.put_u8(7);
-            scratch.put_u32(index);
-            scratch.put_u32(begin);
-            chunks.push_back(scratch.split().freeze());
-            let n = data.len();
-            chunks.push_back(data);
-            n
-        }
-        other => {
-            wire::encode(&other, scratch);
-            chunks.push_back(scratch.split().freeze());
-            0
-        }
-    }
-}
-
-/// Writes every queued chunk, as many per `writev` as the socket takes.
-async fn write_all_chunks<W: AsyncWrite + Unpin>(
-    wr: &mut W,
-    chunks: &mut VecDeque<Bytes>,
-) -> std::io::Result<()> {
-    use bytes::Buf;
-    while !chunks.is_empty() {
-        let slices: Vec<std::io::IoSlice<'_>> = chunks
-            .iter()
-            .take(128)
-            .map(|c| std::io::IoSlice::new(c))
-            .collect();
-        let mut n = wr.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 {
-            let front = chunks.front_mut().expect("bytes written come from queued chunks");
-            if n >= front.len() {
-                n -= front.len();
-                chunks.pop_front();
-            } else {
-                front.advance(n);
-                n = 0;
-            }
-        }
-    }
-    wr.flush().await
 }

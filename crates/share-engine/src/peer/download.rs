@@ -1,0 +1,82 @@
+//! Downloading from a peer: keeping its request pipeline full and taking its blocks.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use share_proto::geometry::Block;
+use share_proto::wire::Message;
+
+use super::{request_of, Conn, RELEASED_MEMORY};
+use crate::error::PeerError;
+use crate::picker::Received;
+use crate::torrent::PeerCmd;
+
+impl Conn {
+    pub(super) fn on_piece(&mut self, index: u32, begin: u32, data: Bytes) -> Result<(), PeerError> {
+        let Some(block) = self.shared.geometry.check_block(index, begin, data.len() as u32) else {
+            return Err(PeerError::Protocol(format!(
+                "piece data at {begin} of piece {index} is outside the torrent"
+            )));
+        };
+        match self.outstanding.iter().position(|b| *b == block) {
+            Some(pos) => {
+                self.outstanding.remove(pos);
+            }
+            None if self.released.contains(&(index, begin)) => {}
+            None => {
+                return Err(PeerError::Protocol(format!(
+                    "piece data at {begin} of piece {index} that we never requested"
+                )))
+            }
+        }
+        self.last_block = Instant::now();
+        self.timeouts = 0;
+        let len = data.len() as u64;
+        self.shared.downloaded.fetch_add(len, Ordering::Relaxed);
+        let outcome = {
+            let mut st = self.shared.lock();
+            if let Some(e) = st.peers.get_mut(&self.key) {
+                e.down += len;
+            }
+            st.picker.received(self.key, self.peer_id, &block, &data)
+        };
+        match outcome {
+            Received::Complete(piece) => self.shared.verify(piece),
+            Received::StoredCancel(other) => {
+                let cmd = self.shared.lock().peers.get(&other).map(|p| p.cmd.clone());
+                if let Some(cmd) = cmd {
+                    let _ = cmd.try_send(PeerCmd::Cancel(block));
+                }
+            }
+            Received::Stored | Received::NotNeeded => {}
+        }
+        Ok(())
+    }
+
+    pub(super) fn remember_released(&mut self, b: &Block) {
+        if self.released.len() >= RELEASED_MEMORY {
+            self.released.pop_front();
+        }
+        self.released.push_back((b.piece.get(), b.begin));
+    }
+
+    /// Keeps the request pipeline full while they unchoke us and we want something.
+    pub(super) fn refill(&mut self) -> Result<(), PeerError> {
+        if self.peer_choking || !self.am_interested || self.outstanding.len() * 2 > self.pipeline {
+            return Ok(());
+        }
+        let want = self.pipeline - self.outstanding.len();
+        let picked = {
+            let mut st = self.shared.lock();
+            let st = &mut *st;
+            let has = &st.peers[&self.key].has;
+            st.picker.pick(self.key, has, want)
+        };
+        for b in picked {
+            self.send(Message::Request(request_of(&b)))?;
+            self.outstanding.push_back(b);
+        }
+        Ok(())
+    }
+}
