@@ -10,6 +10,7 @@ pub mod error;
 pub mod event;
 mod peer;
 pub mod picker;
+mod progress;
 pub mod storage;
 pub mod torrent;
 mod tracker;

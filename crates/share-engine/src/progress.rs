@@ -1,0 +1,57 @@
+//! The progress ticker: every `progress_interval` it computes the torrent's counters and
+//! smoothed rates and publishes them as `Event::Progress`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::event::{Event, Stats};
+use crate::torrent::Shared;
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.config.progress_interval);
+    let (mut last_down, mut last_up, mut last_at) = (0u64, 0u64, Instant::now());
+    let (mut down_rate, mut up_rate) = (0f64, 0f64);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shared.cancel.cancelled() => return,
+        }
+        let down = shared.downloaded.load(Ordering::Relaxed);
+        let up = shared.uploaded.load(Ordering::Relaxed);
+        let secs = last_at.elapsed().as_secs_f64().max(1e-3);
+        // Exponential smoothing over about two seconds.
+        let alpha = (secs / 2.0).min(1.0);
+        down_rate += alpha * ((down - last_down) as f64 / secs - down_rate);
+        up_rate += alpha * ((up - last_up) as f64 / secs - up_rate);
+        (last_down, last_up, last_at) = (down, up, Instant::now());
+        let mut st = shared.lock();
+        let have = st.picker.have();
+        let pieces_have = have.count();
+        let last = shared.geometry.piece_count() - 1;
+        let short = u64::from(
+            shared.geometry.piece_len()
+                - shared
+                    .geometry
+                    .len_of(shared.geometry.piece(last).expect("last piece")),
+        );
+        let have_bytes = u64::from(pieces_have) * u64::from(shared.geometry.piece_len())
+            - if have.has_raw(last) { short } else { 0 };
+        let seeders = st.peers.values().filter(|p| p.has.is_full()).count();
+        st.stats = Stats {
+            have_bytes,
+            total_bytes: shared.geometry.total_len(),
+            pieces_have,
+            pieces_total: shared.geometry.piece_count(),
+            peers: st.peers.len(),
+            seeders,
+            downloaded: down,
+            uploaded: up,
+            down_rate,
+            up_rate,
+        };
+        let stats = st.stats;
+        drop(st);
+        shared.emit(Event::Progress(stats));
+    }
+}
