@@ -26,6 +26,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     Ok(rt)
 }
 
+/// Runs a command's future to its end on a fresh runtime, then drops the runtime without
+/// waiting for blocking tasks: the stdin reader of the chat input sits in a blocking `read`
+/// that only returns on a line or end of input, and waiting for it would hang the exit of a
+/// command stopped with Ctrl-C on a terminal. Every task that matters has ended by then
+/// (`Torrent::shutdown` waits for them).
+pub fn block_on(command: impl std::future::Future<Output = crate::exit::Outcome>) -> crate::exit::Outcome {
+    let rt = runtime()?;
+    let outcome = rt.block_on(command);
+    rt.shutdown_background();
+    outcome
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn interrupted() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -7,7 +7,7 @@ use share_engine::{Config, Mode, Params, Torrent};
 
 use crate::exit::{Failure, Outcome};
 use crate::render::Render;
-use crate::run::{default_nick, drive, runtime, Ended};
+use crate::run::{default_nick, drive, Ended};
 
 /// Arguments of `share chat`.
 #[derive(clap::Args, Debug)]
@@ -30,7 +30,7 @@ pub struct Args {
 
 /// Runs `share chat`.
 pub fn run(args: Args) -> Outcome {
-    runtime()?.block_on(chat(args))
+    crate::run::block_on(chat(args))
 }
 
 async fn chat(args: Args) -> Outcome {

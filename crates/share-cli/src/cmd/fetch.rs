@@ -11,7 +11,7 @@ use share_engine::{Config, Mode, Params, Torrent};
 
 use crate::exit::{Failure, Outcome};
 use crate::render::Render;
-use crate::run::{drive, runtime, Ended};
+use crate::run::{drive, Ended};
 
 /// Exit code when Ctrl-C stops a download before it completes (128 + SIGINT).
 pub const INTERRUPTED: i32 = 130;
@@ -43,7 +43,7 @@ pub struct Args {
 
 /// Runs `share fetch`.
 pub fn run(args: Args) -> Outcome {
-    runtime()?.block_on(fetch(args))
+    crate::run::block_on(fetch(args))
 }
 
 /// Resolves `HOST:PORT` arguments; a name that does not resolve is bad input.

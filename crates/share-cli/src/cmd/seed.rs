@@ -11,7 +11,7 @@ use share_engine::{Config, Mode, Params, Torrent};
 use crate::cmd::create::{default_manifest_path, make, ManifestArgs};
 use crate::exit::{Failure, Outcome};
 use crate::render::Render;
-use crate::run::{announce_host, bind_or_any, drive, runtime, Ended};
+use crate::run::{announce_host, bind_or_any, drive, Ended};
 
 /// Default port of the embedded tracker (any free one if taken).
 pub const DEFAULT_TRACKER_PORT: u16 = 6969;
@@ -45,7 +45,7 @@ pub struct Args {
 
 /// Runs `share seed`.
 pub fn run(args: Args) -> Outcome {
-    runtime()?.block_on(seed(args))
+    crate::run::block_on(seed(args))
 }
 
 async fn seed(args: Args) -> Outcome {
