@@ -11,40 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::pattern;
-use common::proc::Proc;
-
-/// Starts `share seed FILE` on loopback with the embedded tracker; returns it and its
-/// manifest path once it is seeding.
-fn seed(file: &Path, piece_size: &str) -> (Proc, String) {
-    let mut p = Proc::share(&[
-        "seed",
-        file.to_str().unwrap(),
-        "--announce-host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--tracker-port",
-        "0",
-        "--piece-size",
-        piece_size,
-        "--json",
-    ]);
-    let v = p.wait_event(60, "seeding");
-    (p, v["manifest"].as_str().unwrap().to_string())
-}
-
-fn fetch(manifest: &str, out: &Path) -> Proc {
-    Proc::share(&[
-        "fetch",
-        manifest,
-        "-o",
-        out.to_str().unwrap(),
-        "--port",
-        "0",
-        "--no-seed",
-        "--json",
-    ])
-}
+use common::proc::{fetch, seed, Proc};
 
 /// The pieces a run reported verified.
 fn verified(p: &Proc) -> BTreeSet<u64> {
@@ -99,13 +66,13 @@ fn kill_9_at_random_moments_then_rerun_is_identical_and_refetches_nothing() {
     let file = dir.path().join("big.bin");
     let data = pattern(24 * 1024 * 1024, 11);
     std::fs::write(&file, &data).unwrap();
-    let (_seeder, manifest) = seed(&file, "128K");
+    let (_seeder, manifest) = seed(&file, &["--piece-size", "128K"]);
     let out = dir.path().join("out.bin");
     let mut rng = Rng::new();
     let mut done = BTreeSet::new();
     let mut killed = 0;
     for round in 0..5 {
-        let mut f = fetch(&manifest, &out);
+        let mut f = fetch(&manifest, &out, &["--no-seed"]);
         match (round, rng.below(3)) {
             // Before any piece (just after it starts), or in the middle of the resume check.
             (0, _) | (_, 0) => {
@@ -137,7 +104,7 @@ fn kill_9_at_random_moments_then_rerun_is_identical_and_refetches_nothing() {
         eprintln!("round {round}: killed with {} pieces verified so far", done.len());
     }
     assert!(killed >= 2, "several runs were killed mid-way ({killed})");
-    let mut rerun = fetch(&manifest, &out);
+    let mut rerun = fetch(&manifest, &out, &["--no-seed"]);
     rerun.wait_event(120, "complete");
     assert_eq!(rerun.exit_code(30), Some(0), "{}", rerun.stderr());
     no_refetch(&rerun, &mut done, "the final rerun");
@@ -206,7 +173,7 @@ fn a_full_disk_and_a_read_only_output_fail_clearly_and_lose_nothing() {
     let file = dir.path().join("big.bin");
     let data = pattern(6 * 1024 * 1024, 5);
     std::fs::write(&file, &data).unwrap();
-    let (_seeder, manifest) = seed(&file, "64K");
+    let (_seeder, manifest) = seed(&file, &["--piece-size", "64K"]);
     let disk = match Tmpfs::mount(&dir.path().join("disk"), "2m") {
         Ok(m) => m,
         Err(why) => {
@@ -220,7 +187,7 @@ fn a_full_disk_and_a_read_only_output_fail_clearly_and_lose_nothing() {
     let shown = out.display().to_string();
 
     // The 2 MiB disk fills up a third of the way in.
-    let mut full = fetch(&manifest, &out);
+    let mut full = fetch(&manifest, &out, &["--no-seed"]);
     assert_eq!(full.exit_code(60), Some(1), "{}", full.stderr());
     let line = error_line(&full);
     assert_eq!(
@@ -234,7 +201,7 @@ fn a_full_disk_and_a_read_only_output_fail_clearly_and_lose_nothing() {
     // Read-only now: refused at once, and the partial file is left as it was.
     let before = std::fs::read(&out).unwrap();
     disk.remount("ro");
-    let mut ro = fetch(&manifest, &out);
+    let mut ro = fetch(&manifest, &out, &["--no-seed"]);
     assert_eq!(ro.exit_code(60), Some(1), "{}", ro.stderr());
     let line = error_line(&ro);
     assert!(
@@ -245,7 +212,7 @@ fn a_full_disk_and_a_read_only_output_fail_clearly_and_lose_nothing() {
 
     // Room again: the rerun keeps every verified piece and fetches only the rest.
     disk.remount("rw,size=16m");
-    let mut rerun = fetch(&manifest, &out);
+    let mut rerun = fetch(&manifest, &out, &["--no-seed"]);
     rerun.wait_event(60, "complete");
     assert_eq!(rerun.exit_code(30), Some(0), "{}", rerun.stderr());
     no_refetch(&rerun, &mut done, "the rerun with room");
@@ -276,7 +243,7 @@ fn a_file_size_limit_is_a_clear_error_not_a_signal() {
     let file = dir.path().join("big.bin");
     let data = pattern(6 * 1024 * 1024, 6);
     std::fs::write(&file, &data).unwrap();
-    let (_seeder, manifest) = seed(&file, "64K");
+    let (_seeder, manifest) = seed(&file, &["--piece-size", "64K"]);
     let out = dir.path().join("out.bin");
     let shown = out.display().to_string();
     let limit = 2 * 1024 * 1024;
@@ -304,7 +271,7 @@ fn a_file_size_limit_is_a_clear_error_not_a_signal() {
     no_refetch(&f, &mut done, "under the limit");
 
     // Without the limit the rerun keeps what was verified and completes.
-    let mut rerun = fetch(&manifest, &out);
+    let mut rerun = fetch(&manifest, &out, &["--no-seed"]);
     rerun.wait_event(60, "complete");
     assert_eq!(rerun.exit_code(30), Some(0), "{}", rerun.stderr());
     no_refetch(&rerun, &mut done, "the rerun without a limit");

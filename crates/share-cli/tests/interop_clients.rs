@@ -94,21 +94,7 @@ fn aria2c_downloads_from_share_seed() {
     let file = dir.path().join("shared.bin");
     let data = pattern(6_000_000, 21);
     std::fs::write(&file, &data).unwrap();
-    let mut seeder = Proc::share_talking(&[
-        "seed",
-        file.to_str().unwrap(),
-        "--announce-host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--tracker-port",
-        "0",
-        "--nick",
-        "seeder",
-        "--json",
-    ]);
-    let seeding = seeder.wait_event(60, "seeding");
-    let manifest = seeding["manifest"].as_str().unwrap().to_string();
+    let (mut seeder, manifest) = common::proc::seed(&file, &["--nick", "seeder"]);
     seeder.wait_event(30, "tracker_ok");
     // The seeder chats with a `share chat` peer while aria2c downloads.
     let mut listener = Proc::share(&["chat", &manifest, "--nick", "listener", "--port", "0", "--json"]);

@@ -4,42 +4,8 @@
 
 mod common;
 
-use common::proc::Proc;
+use common::proc::{fetch, seed, Proc};
 use common::{pattern, share};
-
-/// Starts `share seed FILE` on loopback with the embedded tracker; returns it and its
-/// manifest path once it is seeding.
-fn seed(file: &std::path::Path, extra: &[&str]) -> (Proc, String) {
-    let mut args = vec![
-        "seed",
-        file.to_str().unwrap(),
-        "--announce-host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--tracker-port",
-        "0",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    let mut p = Proc::share(&args);
-    let v = p.wait_event(60, "seeding");
-    (p, v["manifest"].as_str().unwrap().to_string())
-}
-
-fn fetch(manifest: &str, out: &std::path::Path, extra: &[&str]) -> Proc {
-    let mut args = vec![
-        "fetch",
-        manifest,
-        "-o",
-        out.to_str().unwrap(),
-        "--port",
-        "0",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    Proc::share(&args)
-}
 
 #[test]
 fn seed_with_embedded_tracker_serves_two_fetchers() {
@@ -65,7 +31,8 @@ fn seed_with_embedded_tracker_serves_two_fetchers() {
             "peers came from the embedded tracker"
         );
     }
-    // Ctrl-C stops the seeder cleanly.
+    // Ctrl-C stops the seeder cleanly, even with its stdin still open and silent (as on a
+    // terminal): the blocking stdin read must not hold up the exit.
     seeder.signal("INT");
     assert_eq!(seeder.exit_code(30), Some(0), "{}", seeder.stderr());
 }

@@ -245,60 +245,54 @@ impl Shared {
             return true;
         }
         let mut st = self.lock();
+        let mut onward = None;
         if let Some(to) = m.to {
             // Direct messages travel only over the connection from their author to their target.
-            if to != self.peer_id || m.origin != from || !st.chat.remember(&m) {
-                st.chat.dropped += u64::from(to != self.peer_id || m.origin != from);
+            let misdirected = to != self.peer_id || m.origin != from;
+            if misdirected || !st.chat.remember(&m) {
+                st.chat.dropped += u64::from(misdirected);
                 return true;
             }
-            drop(st);
-            self.emit(Event::Chat {
-                from: m.origin,
-                nick,
-                text,
-                time_ms: m.time_ms,
-                direct: true,
-                via: addr,
-            });
-            return true;
-        }
-        if m.origin == self.peer_id || !st.chat.remember(&m) {
-            return true;
-        }
-        let clean = ChatMessage {
-            nick: nick.clone(),
-            text: text.clone(),
-            ..m.clone()
-        };
-        st.chat.keep(clean.clone());
-        let targets: Vec<_> = if m.hops > 0 {
-            st.peers
-                .iter()
-                .filter(|(k, p)| **k != key && p.chat && p.peer_id != m.origin)
-                .map(|(_, p)| p.cmd.clone())
-                .collect()
         } else {
-            Vec::new()
-        };
+            if m.origin == self.peer_id || !st.chat.remember(&m) {
+                return true;
+            }
+            let clean = ChatMessage {
+                nick: nick.clone(),
+                text: text.clone(),
+                ..m.clone()
+            };
+            st.chat.keep(clean.clone());
+            if m.hops > 0 {
+                let targets: Vec<_> = st
+                    .peers
+                    .iter()
+                    .filter(|(k, p)| **k != key && p.chat && p.peer_id != m.origin)
+                    .map(|(_, p)| p.cmd.clone())
+                    .collect();
+                onward = Some((
+                    targets,
+                    ChatMessage {
+                        hops: m.hops - 1,
+                        ..clean
+                    },
+                ));
+            }
+        }
         drop(st);
+        let direct = m.to.is_some();
         self.emit(Event::Chat {
             from: m.origin,
             nick,
             text,
             time_ms: m.time_ms,
-            direct: false,
+            direct,
             via: addr,
         });
-        if !targets.is_empty() {
-            let onward = Bytes::from(
-                ChatMessage {
-                    hops: m.hops - 1,
-                    ..clean
-                }
-                .encode(),
-            );
+        if let Some((targets, message)) = onward.filter(|(t, _)| !t.is_empty()) {
+            let payload = Bytes::from(message.encode());
             for cmd in targets {
-                let _ = cmd.try_send(PeerCmd::Chat(onward.clone()));
+                let _ = cmd.try_send(PeerCmd::Chat(payload.clone()));
             }
         }
         true

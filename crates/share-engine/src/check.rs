@@ -1,15 +1,15 @@
 //! The resume check: which pieces of existing output files already match their hashes.
 //! Runs on blocking threads (one per hash worker), reporting `Checking` events as it goes.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use share_proto::bitfield::Bitfield;
 
 use crate::error::TorrentError;
 use crate::event::Event;
-use crate::storage::aligned_vec;
 use crate::torrent::Shared;
+use share_proto::aligned::aligned_vec;
 
 /// Hashes every piece already on disk; returns the pieces that match.
 pub(crate) async fn run(shared: &Arc<Shared>) -> Result<Bitfield, TorrentError> {
@@ -22,20 +22,20 @@ pub(crate) async fn run(shared: &Arc<Shared>) -> Result<Bitfield, TorrentError> 
 fn check(shared: &Shared) -> Result<Bitfield, TorrentError> {
     let g = shared.geometry;
     let total = g.total_len();
-    let next = AtomicU32::new(0);
     let done = AtomicU64::new(0);
     let have = Mutex::new(Bitfield::new(g.piece_count()));
     shared.emit(Event::Checking { done: 0, total });
-    let worker = || -> Result<(), TorrentError> {
-        let (mut buf, off) = aligned_vec(g.piece_len() as usize);
-        loop {
-            if shared.cancel.is_cancelled() {
-                return Ok(());
-            }
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(piece) = g.piece(i) else { return Ok(()) };
+    let init = || aligned_vec(g.piece_len() as usize);
+    share_proto::parallel::for_each_index(
+        g.piece_count(),
+        shared.config.hash_workers,
+        init,
+        |(buf, off), i| {
+            let Some(piece) = g.piece(i).filter(|_| !shared.cancel.is_cancelled()) else {
+                return Ok::<_, TorrentError>(());
+            };
             let len = g.len_of(piece) as usize;
-            let data = &mut buf[off..off + len];
+            let data = &mut buf[*off..*off + len];
             // Unreadable (short file, I/O error) means not there yet, never fatal here.
             let ok = shared.storage.read_at(g.piece_offset(piece), data).is_ok()
                 && share_proto::hash::sha1(data) == shared.meta.info.pieces[piece.as_usize()];
@@ -46,16 +46,9 @@ fn check(shared: &Shared) -> Result<Bitfield, TorrentError> {
             if i % 16 == 0 || d == total {
                 shared.emit(Event::Checking { done: d, total });
             }
-        }
-    };
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..shared.config.hash_workers.max(1))
-            .map(|_| s.spawn(worker))
-            .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-    })?;
+            Ok(())
+        },
+    )?;
     shared.emit(Event::Checking { done: total, total });
     Ok(have.into_inner().unwrap_or_else(|p| p.into_inner()))
 }

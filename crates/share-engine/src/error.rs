@@ -46,15 +46,20 @@ impl TorrentError {
     /// The message with its causes, `: `-separated ("cannot write out.bin: No space left on
     /// device (os error 28)"): what a front-end shows when the torrent stops.
     pub fn chain(&self) -> String {
-        let mut message = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        message
+        chain(self)
     }
+}
+
+/// Any error with its causes on one line, `: `-separated.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 /// Ends one peer connection.

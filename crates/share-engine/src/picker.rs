@@ -27,6 +27,7 @@
 
 use std::collections::HashMap;
 
+use share_proto::aligned::{aligned_vec, page_offset};
 use share_proto::bitfield::Bitfield;
 use share_proto::geometry::{Block, Geometry, PieceIndex, BLOCK_LEN};
 use share_proto::PeerId;
@@ -334,16 +335,13 @@ impl Picker {
     fn start(&mut self, piece: PieceIndex, peer: PeerKey) {
         let i = piece.as_usize();
         let len = self.geometry.len_of(piece) as usize;
-        let reused = self.spare.pop().filter(|b| b.len() >= len + crate::storage::PAGE);
-        let (buf, offset) = match reused {
+        // Every buffer holds a whole nominal piece (the last, shorter piece fits too).
+        let (buf, offset) = match self.spare.pop() {
             Some(b) => {
-                let offset = b
-                    .as_ptr()
-                    .align_offset(crate::storage::PAGE)
-                    .min(crate::storage::PAGE);
+                let offset = page_offset(&b);
                 (b, offset)
             }
-            None => crate::storage::aligned_vec(self.geometry.piece_len() as usize),
+            None => aligned_vec(self.geometry.piece_len() as usize),
         };
         self.buffered += len as u64;
         self.state[i] = PieceState::Partial;

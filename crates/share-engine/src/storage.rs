@@ -13,6 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use share_proto::aligned::aligned_vec;
 use share_proto::layout::FileLayout;
 use share_proto::metainfo::Metainfo;
 
@@ -212,17 +213,6 @@ fn check_no_symlinks(root: &Path, path: &Path) -> Result<(), TorrentError> {
     Ok(())
 }
 
-/// The alignment of I/O buffers.
-pub const PAGE: usize = 4096;
-
-/// A buffer of `len` bytes whose first byte is 4 KiB aligned: the kernel copies file data into
-/// and out of aligned memory many times faster on some CPUs (see docs/ARCHITECTURE.md).
-pub fn aligned_vec(len: usize) -> (Vec<u8>, usize) {
-    let v = vec![0u8; len + PAGE];
-    let off = v.as_ptr().align_offset(PAGE).min(PAGE);
-    (v, off)
-}
-
 /// Reads `len` bytes at `offset` into a new aligned buffer, returned as `Bytes` without a copy.
 pub fn read_bytes(storage: &dyn Storage, offset: u64, len: usize) -> Result<Bytes, TorrentError> {
     let (mut v, off) = aligned_vec(len);
@@ -288,14 +278,5 @@ mod tests {
         std::fs::write(&p, b"abc").unwrap();
         let e = FileStorage::open(l, vec![p]).unwrap_err();
         assert!(format!("{e} {:?}", std::error::Error::source(&e)).contains("3 bytes, the manifest says 4"));
-    }
-
-    #[test]
-    fn aligned() {
-        for len in [0, 1, 16_384, 1 << 20] {
-            let (v, off) = aligned_vec(len);
-            assert_eq!(v[off..].as_ptr() as usize % 4096, 0);
-            assert!(v.len() >= off + len);
-        }
     }
 }

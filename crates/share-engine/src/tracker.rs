@@ -143,7 +143,7 @@ async fn announce(
         .get(req.url(url))
         .send()
         .await
-        .map_err(|e| format!("{:#}", anyhow_like(&e)))?;
+        .map_err(|e| crate::error::chain(&e))?;
     if !resp.status().is_success() {
         return Err(format!("HTTP status {}", resp.status()));
     }
@@ -155,18 +155,6 @@ async fn announce(
         body.extend_from_slice(&chunk);
     }
     AnnounceResponse::from_bencode(&body).map_err(|e| e.to_string())
-}
-
-/// reqwest's error with its causes, on one line.
-fn anyhow_like(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

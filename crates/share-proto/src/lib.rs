@@ -3,6 +3,7 @@
 //! raw bytes of `info`), piece geometry behind validated newtypes, announce types shared by the
 //! tracker and its clients, and the peer-wire codec with the BEP 10 handshake.
 
+pub mod aligned;
 pub mod announce;
 pub mod bencode;
 pub mod bitfield;
@@ -13,6 +14,7 @@ pub mod geometry;
 pub mod hash;
 pub mod layout;
 pub mod metainfo;
+pub mod parallel;
 pub mod wire;
 
 pub use hash::{InfoHash, PeerId};

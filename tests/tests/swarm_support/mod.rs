@@ -112,17 +112,7 @@ pub async fn seed_with(
     peers: Vec<SocketAddr>,
     config: Config,
 ) -> Torrent {
-    Torrent::start(Params {
-        meta: meta.clone(),
-        paths: vec![path.to_path_buf()],
-        root: path.parent().unwrap().to_path_buf(),
-        mode: Mode::Seed,
-        trackers,
-        peers,
-        config,
-    })
-    .await
-    .unwrap()
+    start(Mode::Seed, meta, path, trackers, peers, config).await
 }
 
 pub async fn fetch(
@@ -141,11 +131,23 @@ pub async fn fetch_with(
     peers: Vec<SocketAddr>,
     config: Config,
 ) -> Torrent {
+    start(Mode::Fetch, meta, out, trackers, peers, config).await
+}
+
+/// A torrent of `meta` (one file) at `path`, seeding it or fetching into it.
+async fn start(
+    mode: Mode,
+    meta: &Arc<Metainfo>,
+    path: &Path,
+    trackers: Vec<String>,
+    peers: Vec<SocketAddr>,
+    config: Config,
+) -> Torrent {
     Torrent::start(Params {
         meta: meta.clone(),
-        paths: output_paths(meta, out),
-        root: out.parent().unwrap().to_path_buf(),
-        mode: Mode::Fetch,
+        paths: output_paths(meta, path),
+        root: path.parent().unwrap().to_path_buf(),
+        mode,
         trackers,
         peers,
         config,

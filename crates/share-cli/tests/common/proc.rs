@@ -162,3 +162,38 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+/// Starts `share seed FILE` on loopback with the embedded tracker (plus `extra` arguments),
+/// with stdin open for [`Proc::say`]; returns it and its manifest path once it is seeding.
+pub fn seed(file: &std::path::Path, extra: &[&str]) -> (Proc, String) {
+    let mut args = vec![
+        "seed",
+        file.to_str().unwrap(),
+        "--announce-host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--tracker-port",
+        "0",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let mut p = Proc::share_talking(&args);
+    let v = p.wait_event(60, "seeding");
+    (p, v["manifest"].as_str().unwrap().to_string())
+}
+
+/// Starts `share fetch MANIFEST -o OUT --port 0 --json` plus `extra` arguments.
+pub fn fetch(manifest: &str, out: &std::path::Path, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "fetch",
+        manifest,
+        "-o",
+        out.to_str().unwrap(),
+        "--port",
+        "0",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    Proc::share(&args)
+}

@@ -1,5 +1,6 @@
 use super::*;
 use crate::metainfo::Metainfo;
+use std::sync::atomic::Ordering;
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
