@@ -156,3 +156,47 @@ async fn a_peer_serving_corrupt_data_is_banned_and_the_result_is_right() {
         t.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_beyond_max_peers_wait_for_a_slot_instead_of_being_dropped() {
+    let shared = make_file(1024 * 1024, 32 * 1024, vec![]);
+    let seeder = seed(&shared.meta, &shared.path, vec![], vec![]).await;
+    // Accepts connections and never says a word: it holds the only slot until the
+    // handshake times out.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let (held_tx, mut held_rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = silent.accept().await {
+            let _ = held_tx.send(stream).await;
+        }
+    });
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("out.bin");
+    let config = share_engine::Config {
+        max_peers: 1,
+        handshake_timeout: std::time::Duration::from_secs(2),
+        ..config()
+    };
+    let f = fetch_with(
+        &shared.meta,
+        &path,
+        vec![],
+        vec![silent_addr, seeder.listen_addr()],
+        config,
+    )
+    .await;
+    let mut events = f.events();
+    let _held = held_rx.recv().await.expect("the silent peer was dialed first");
+    assert_eq!(f.stats().queued_peers, 1, "the seeder waits for the slot");
+    let seen = wait_for(&mut events, 30, "the download", is_complete).await;
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::PeerRefused { addr, reason } if *addr == silent_addr && reason.contains("handshake"))),
+        "the silent peer timed out: {seen:#?}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), shared.data);
+    assert_eq!(f.stats().queued_peers, 0);
+    f.shutdown().await;
+    seeder.shutdown().await;
+}

@@ -186,8 +186,12 @@ impl Render {
 }
 
 fn status(s: &Stats) -> String {
+    let queued = match s.queued_peers {
+        0 => String::new(),
+        n => format!(", {n} more known"),
+    };
     format!(
-        "↓ {}/s ↑ {}/s, {} peer{} ({} seeding)",
+        "↓ {}/s ↑ {}/s, {} peer{} ({} seeding{queued})",
         HumanBytes(s.down_rate as u64),
         HumanBytes(s.up_rate as u64),
         s.peers,
@@ -224,6 +228,7 @@ fn progress_json(s: &Stats) -> serde_json::Value {
         "pieces_total": s.pieces_total,
         "peers": s.peers,
         "seeders": s.seeders,
+        "queued_peers": s.queued_peers,
         "downloaded": s.downloaded,
         "uploaded": s.uploaded,
         "down_rate": s.down_rate.round(),

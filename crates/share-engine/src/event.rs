@@ -20,6 +20,8 @@ pub struct Stats {
     pub peers: usize,
     /// Connected peers that have every piece.
     pub seeders: usize,
+    /// Peer addresses waiting for a connection slot.
+    pub queued_peers: usize,
     /// Payload bytes received since start.
     pub downloaded: u64,
     /// Payload bytes sent since start.

@@ -1,6 +1,7 @@
 //! The tokio engine of `share`: one torrent's peers, piece picking, storage, tracker client
 //! and events. Front-ends (the CLI, tests) start a [`Torrent`] and render its [`Event`]s.
 
+mod candidates;
 mod chat;
 mod check;
 mod choker;

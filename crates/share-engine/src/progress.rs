@@ -45,6 +45,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             pieces_total: shared.geometry.piece_count(),
             peers: st.peers.len(),
             seeders,
+            queued_peers: st.candidates.len(),
             downloaded: down,
             uploaded: up,
             down_rate,

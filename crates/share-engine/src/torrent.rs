@@ -23,6 +23,10 @@ use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Addresses that may wait for a connection slot: one full tracker answer.
+const MAX_CANDIDATES: usize = share_proto::announce::MAX_RESPONSE_PEERS;
+
+use crate::candidates::Candidates;
 use crate::chat::{ChatState, PeerInfo, SendError};
 use crate::config::Config;
 use crate::error::TorrentError;
@@ -100,6 +104,8 @@ pub(crate) struct State {
     pub banned_addrs: HashSet<SocketAddr>,
     pub strikes: HashMap<PeerId, u32>,
     pub connecting: HashSet<SocketAddr>,
+    /// Addresses waiting for a connection slot.
+    pub candidates: Candidates,
     pub self_addrs: HashSet<SocketAddr>,
     pub optimistic: Option<PeerKey>,
     pub stats: Stats,
@@ -148,19 +154,57 @@ impl Shared {
         self.cancel.cancel();
     }
 
-    /// Connects to each address not already connected, connecting, banned or ourselves.
+    /// Queues addresses from a tracker behind the ones already waiting, and dials what fits.
     pub fn add_peers(self: &Arc<Self>, addrs: impl IntoIterator<Item = SocketAddr>) {
+        {
+            let mut st = self.lock();
+            for addr in addrs {
+                if self.dialable(&st, addr) {
+                    st.candidates.push_back(addr);
+                }
+            }
+        }
+        self.dial_queued();
+    }
+
+    /// Queues addresses the user named ahead of every other, and dials what fits.
+    pub fn add_peers_first(self: &Arc<Self>, addrs: impl IntoIterator<Item = SocketAddr>) {
+        {
+            let mut st = self.lock();
+            let addrs: Vec<_> = addrs.into_iter().filter(|a| self.dialable(&st, *a)).collect();
+            // Reversed so that the first address named is dialed first.
+            for addr in addrs.into_iter().rev() {
+                st.candidates.push_front(addr);
+            }
+        }
+        self.dial_queued();
+    }
+
+    /// Not connected, connecting, banned, ourselves or unusable.
+    fn dialable(&self, st: &State, addr: SocketAddr) -> bool {
+        let known = st.connecting.contains(&addr)
+            || st.self_addrs.contains(&addr)
+            || st.banned_addrs.contains(&addr)
+            || st
+                .peers
+                .values()
+                .any(|p| p.dialed == Some(addr) || p.addr == addr);
+        !known && addr.port() != 0 && !addr.ip().is_unspecified() && !is_own(addr, self.listen_addr)
+    }
+
+    /// Dials queued addresses while fewer than `max_peers` connections are open or opening.
+    /// Called whenever addresses are queued and whenever a connection or a dial ends.
+    pub fn dial_queued(self: &Arc<Self>) {
+        if self.cancel.is_cancelled() {
+            return;
+        }
         let mut st = self.lock();
-        for addr in addrs {
-            let busy = st.connecting.len() + st.peers.len();
-            let known = st.connecting.contains(&addr)
-                || st.self_addrs.contains(&addr)
-                || st.banned_addrs.contains(&addr)
-                || st
-                    .peers
-                    .values()
-                    .any(|p| p.dialed == Some(addr) || p.addr == addr);
-            if known || busy >= self.config.max_peers || addr.port() == 0 || is_own(addr, self.listen_addr) {
+        while st.connecting.len() + st.peers.len() < self.config.max_peers {
+            let Some(addr) = st.candidates.pop() else {
+                break;
+            };
+            // It may have connected to us, or been banned, while it waited.
+            if !self.dialable(&st, addr) {
                 continue;
             }
             st.connecting.insert(addr);
@@ -172,7 +216,7 @@ impl Shared {
                     () = shared.cancel.cancelled() => return,
                 };
                 match res {
-                    Ok(Ok(stream)) => crate::peer::run(shared, stream, addr, true).await,
+                    Ok(Ok(stream)) => crate::peer::run(shared.clone(), stream, addr, true).await,
                     Ok(Err(e)) => {
                         tracing::debug!(%addr, error = %e, "connect failed");
                         shared.lock().connecting.remove(&addr);
@@ -182,6 +226,7 @@ impl Shared {
                         shared.lock().connecting.remove(&addr);
                     }
                 }
+                shared.dial_queued();
             });
         }
     }
@@ -297,7 +342,13 @@ impl Shared {
 
     /// Current counters: byte totals live, rates and peer counts as of the last progress tick.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.lock().stats;
+        let mut stats = {
+            let st = self.lock();
+            Stats {
+                queued_peers: st.candidates.len(),
+                ..st.stats
+            }
+        };
         stats.downloaded = self.downloaded.load(Ordering::Relaxed);
         stats.uploaded = self.uploaded.load(Ordering::Relaxed);
         stats
@@ -384,6 +435,7 @@ impl Torrent {
             banned_addrs: HashSet::new(),
             strikes: HashMap::new(),
             connecting: HashSet::new(),
+            candidates: Candidates::new(MAX_CANDIDATES),
             self_addrs: HashSet::new(),
             optimistic: None,
             stats,
@@ -423,7 +475,7 @@ impl Torrent {
             s.tasks.spawn(crate::tracker::run(s.clone(), trackers));
             s.tasks.spawn(crate::choker::run(s.clone()));
             s.tasks.spawn(crate::progress::run(s.clone()));
-            s.add_peers(peers);
+            s.add_peers_first(peers);
         });
         Ok(Torrent {
             shared,
@@ -463,9 +515,9 @@ impl Torrent {
         self.shared.lock().picker.is_complete()
     }
 
-    /// Connects to more peers.
+    /// Connects to more peers, ahead of any the trackers gave that still wait for a slot.
     pub fn add_peers(&self, addrs: impl IntoIterator<Item = SocketAddr>) {
-        self.shared.add_peers(addrs);
+        self.shared.add_peers_first(addrs);
     }
 
     /// Sends a chat message to the room.
@@ -557,9 +609,10 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     continue;
                 }
                 let s = shared.clone();
-                shared
-                    .tasks
-                    .spawn(async move { crate::peer::run(s, stream, addr, false).await });
+                shared.tasks.spawn(async move {
+                    crate::peer::run(s.clone(), stream, addr, false).await;
+                    s.dial_queued();
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");

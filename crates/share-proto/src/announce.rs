@@ -14,7 +14,9 @@ mod query;
 mod response;
 
 pub use query::{parse_scrape_query, percent_decode, scrape_query, QueryError, QueryPairs};
-pub use response::{AnnounceResponse, PeerEntry, ResponseError, ScrapeResponse, ScrapeStats};
+pub use response::{
+    AnnounceResponse, PeerEntry, ResponseError, ScrapeResponse, ScrapeStats, MAX_RESPONSE_PEERS,
+};
 
 use crate::hash::{InfoHash, PeerId};
 use std::net::IpAddr;
