@@ -34,11 +34,14 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Time for a peer to complete its handshake.
     pub handshake_timeout: Duration,
-    /// Piece data held in memory while pieces are assembled and verified (at least four
+    /// Piece data held in memory while pieces are assembled and verified (at least two
     /// pieces); bounds the engine's memory whatever the file size.
     pub max_buffered_bytes: u64,
     /// Threads hashing pieces at once.
     pub hash_workers: usize,
+    /// Verified pieces are written around the page cache (`O_DIRECT`) where aligned and
+    /// supported; see `storage.rs`.
+    pub direct_writes: bool,
     /// Strikes before a peer is banned: a failed piece it shared with others, or a
     /// connection closed for breaking the protocol (a peer that alone sent a failing piece
     /// is banned at once). See `conduct.rs`.
@@ -76,6 +79,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             max_buffered_bytes: 16 * 1024 * 1024,
             hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            direct_writes: true,
             ban_strikes: 3,
             numwant: 50,
             announce_backoff_min: Duration::from_secs(5),

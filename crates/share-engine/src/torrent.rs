@@ -355,10 +355,12 @@ impl Shared {
     }
 }
 
-/// Piece bytes held in memory: the configured budget, but at least four pieces, so large
-/// pieces still keep several peers busy while others are hashed and written.
+/// Piece bytes held in memory: the configured budget, but at least two pieces, so that one
+/// piece is fetched while another is hashed and written. With the default 16 MiB and the
+/// piece sizes `share create` picks (at most 8 MiB up to about 15 GiB) memory is the same
+/// for any file size; peers share the blocks of the pieces in flight, so two keep them busy.
 fn buffer_budget(config: &Config, geometry: Geometry) -> u64 {
-    config.max_buffered_bytes.max(4 * u64::from(geometry.piece_len()))
+    config.max_buffered_bytes.max(2 * u64::from(geometry.piece_len()))
 }
 
 /// Whether `addr` is our own listening socket (same port on loopback or the same address).
@@ -402,7 +404,7 @@ impl Torrent {
         let existing = mode == Mode::Fetch && FileStorage::has_existing_data(&layout, &paths);
         let storage: Arc<dyn Storage> = match mode {
             Mode::Seed => Arc::new(FileStorage::open(layout, paths)?),
-            Mode::Fetch => Arc::new(FileStorage::create(layout, paths, &root)?),
+            Mode::Fetch => Arc::new(FileStorage::create(layout, paths, &root, config.direct_writes)?),
             Mode::Chat => Arc::new(NoStorage),
         };
         let listener = TcpListener::bind(config.listen)
