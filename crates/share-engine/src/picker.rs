@@ -23,7 +23,8 @@
 //! different pieces in different fetchers); then, once no piece is `Missing` or open, endgame:
 //! blocks another peer is fetching are also asked of this one. A new piece starts only while
 //! the buffered bytes stay within the budget, which bounds memory. A piece that failed its
-//! hash is fetched again from one peer only, so a second failure names the bad peer.
+//! hash is fetched again from one peer only, so a second failure names the bad peer; if that
+//! peer leaves, the retry starts over with the next peer that takes it.
 
 use std::collections::HashMap;
 
@@ -208,6 +209,16 @@ impl Picker {
             *a = a.saturating_sub(1);
         }
         self.release_all(peer);
+        // A retry it owned would otherwise wait for it forever. It starts over, so that the
+        // next peer to take it is its only sender again.
+        for p in self.partial.values_mut() {
+            if p.owner == Some(peer) {
+                p.owner = None;
+                p.blocks.fill(BlockState::Open);
+                p.received = 0;
+                p.contributors.clear();
+            }
+        }
     }
 
     /// Reopens every block requested from `peer` (it choked us, timed out or left).
@@ -247,6 +258,10 @@ impl Picker {
             let p = self.partial.get_mut(&i).expect("key listed above");
             if p.owner.is_some_and(|o| o != peer) {
                 continue;
+            }
+            if self.failed_before[i as usize] {
+                // A retry whose owner left: this peer takes it over.
+                p.owner = Some(peer);
             }
             for (n, b) in p.blocks.iter_mut().enumerate() {
                 if *b == BlockState::Open {

@@ -148,6 +148,40 @@ fn failed_piece_goes_to_one_peer_only() {
 }
 
 #[test]
+fn a_retry_whose_peer_leaves_goes_whole_to_the_next_peer() {
+    let g = geometry(1, 2);
+    let mut p = Picker::new(g, Bitfield::new(1), u64::MAX);
+    let all = Bitfield::full(1);
+    let blocks = p.pick(1, &all, 2);
+    let mut assembled = None;
+    for b in &blocks {
+        if let Received::Complete(a) = p.received(1, id(1), b, &data(b)) {
+            assembled = Some(a);
+        }
+    }
+    assert!(!p.verified(assembled.unwrap().piece, false));
+    // Peer 2 takes the retry, sends half of it and leaves (banned, say).
+    let retry = p.pick(2, &all, 2);
+    assert!(matches!(
+        p.received(2, id(2), &retry[0], &data(&retry[0])),
+        Received::Stored
+    ));
+    p.remove_peer(2, &all);
+    assert_eq!(p.pick(3, &all, 5).len(), 2, "the whole piece is open to peer 3");
+    assert_eq!(p.pick(4, &all, 5), vec![], "and it owns the retry alone");
+    let mut assembled = None;
+    for b in &retry {
+        if let Received::Complete(a) = p.received(3, id(3), b, &data(b)) {
+            assembled = Some(a);
+        }
+    }
+    assert_eq!(
+        assembled.expect("complete from peer 3").contributors,
+        vec![(3, id(3))]
+    );
+}
+
+#[test]
 fn buffered_bytes_are_bounded() {
     let g = geometry(10, 4);
     let piece = u64::from(4 * B);
