@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Swarm benchmark: share fetch against aria2c and rqbit on the same swarm, in the same run.
-# Usage: bench/swarm.sh [SIZE_MIB=1024] [RUNS=3]     (run by hand; not part of CI)
+# Usage: bench/swarm.sh [SIZE_MIB=1024] [RUNS=5]     (run by hand; not part of CI)
 #
 # 1. 3 `share seed` seeders behind `share tracker` on loopback; one fetcher at a time:
 #    share fetch --no-seed, aria2c, rqbit, alternating, RUNS each.
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
-runs=${2:-3}
+runs=${2:-5}
 
 need() { command -v "$1" >/dev/null || { echo "missing $1: $2" >&2; exit 1; }; }
 need aria2c "apt-get install aria2"
@@ -68,6 +68,8 @@ stop_seeders() { for p in "${seeders[@]}"; do kill -INT "$p" 2>/dev/null || true
 fetch_with() {
   local client=$1 out="$work/out-$1"
   rm -rf "$out"; mkdir -p "$out"
+  # The last run's dirty pages are written back now, not during this run.
+  sync
   local cmd
   case $client in
     share) cmd=("$share" fetch data.torrent -o "$out/data.bin" --no-seed --port 0) ;;
@@ -117,7 +119,7 @@ echo "3. three share seeders, four share fetchers at once"
 start_share_seeders 3
 all=""
 for r in $(seq "$runs"); do
-  t0=$(date +%s.%N); fp=()
+  sync; t0=$(date +%s.%N); fp=()
   for i in 1 2 3 4; do
     rm -rf "out4-$i"; mkdir "out4-$i"
     "$share" fetch data.torrent -o "out4-$i/data.bin" --no-seed --port 0 >/dev/null 2>&1 </dev/null & fp+=($!)

@@ -43,9 +43,9 @@ use writer::write_loop;
 /// Messages queued for the writer before the peer counts as not reading.
 const WRITE_QUEUE: usize = 1024;
 /// Block bytes queued for the writer before we stop reading more from disk.
-const WRITE_BACKLOG: usize = 512 * 1024;
-/// Blocks read from disk in one blocking call.
-const READ_BATCH: usize = 16;
+const WRITE_BACKLOG: usize = 1024 * 1024;
+/// Blocks read from disk in one blocking call (contiguous ones with one system call).
+const READ_BATCH: usize = 32;
 /// Released requests remembered, so late data for them is not taken as unrequested.
 const RELEASED_MEMORY: usize = 2048;
 
