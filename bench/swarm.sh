@@ -2,13 +2,13 @@
 # Swarm benchmark: share fetch against aria2c and rqbit on the same swarm, in the same run.
 # Usage: bench/swarm.sh [SIZE_MIB=1024] [RUNS=5]     (run by hand; not part of CI)
 #
-# 1. 3 `share seed` seeders behind `share tracker` on loopback; one fetcher at a time:
-#    share fetch --no-seed, aria2c, rqbit, alternating, RUNS each.
+# 1. 3 `share seed` seeders behind `share tracker` on loopback, and 3 aria2c seeders behind a
+#    second tracker (same info hash); one fetcher at a time: share fetch --no-seed, aria2c and
+#    rqbit, each from our seeders then from aria2c's, alternating, RUNS each (is our upload
+#    path the bottleneck for other clients?).
 # 2. 1 share seeder to 1 share fetcher.
 # 3. 3 share seeders to 4 share fetchers at once (time until all complete).
-# 4. aria2c and rqbit fetching from 3 aria2c seeders (to compare with 1: is our upload path
-#    the bottleneck?).
-# 5. share create against mktorrent (bench/create.sh).
+# 4. share create against mktorrent (bench/create.sh).
 # Prints medians with min-max, MB/s, peak RSS, and the ratios. Every download is checked
 # byte for byte.
 set -euo pipefail
@@ -41,11 +41,16 @@ tport=$(free_port)
 url="http://127.0.0.1:$tport/announce"
 "$share" tracker --bind "127.0.0.1:$tport" 2>tracker.log & pids+=($!)
 "$share" create data.bin -t "$url" -o data.torrent >/dev/null
+# A second tracker for the aria2c seeders: the same info hash, so the same download, but
+# fetchers given a2.torrent see only the aria2c seeders.
+a2port=$(free_port)
+"$share" tracker --bind "127.0.0.1:$a2port" 2>tracker-a2.log & pids+=($!)
+"$share" create data.bin -t "http://127.0.0.1:$a2port/announce" -o a2.torrent >/dev/null
 hash=$("$share" info --json data.torrent | sed 's/.*"info_hash":"\([0-9a-f]*\)".*/\1/')
 qhash=$(echo "$hash" | sed 's/../%&/g')
 
 # Counts in the tracker's scrape (complete | incomplete).
-scrape() { python3 - "$tport" "$qhash" "$1" <<'PY'
+scrape() { python3 - "${2:-$tport}" "$qhash" "$1" <<'PY'
 import sys, urllib.request
 port, qhash, key = sys.argv[1:]
 body = urllib.request.urlopen(f"http://127.0.0.1:{port}/scrape?info_hash={qhash}").read()
@@ -53,7 +58,7 @@ k = f"{len(key)}:{key}i".encode()
 print(int(body.split(k)[1].split(b"e")[0]) if k in body else 0)
 PY
 }
-wait_seeders() { for _ in $(seq 600); do [ "$(scrape complete)" -ge "$1" ] && return; sleep 0.1; done; echo "seeders did not announce" >&2; exit 1; }
+wait_seeders() { for _ in $(seq 600); do [ "$(scrape complete "${2:-$tport}")" -ge "$1" ] && return; sleep 0.1; done; echo "seeders did not announce" >&2; exit 1; }
 
 start_share_seeders() {
   seeders=()
@@ -66,17 +71,17 @@ stop_seeders() { for p in "${seeders[@]}"; do kill -INT "$p" 2>/dev/null || true
 
 # One timed download; prints "seconds peak_rss_kib".
 fetch_with() {
-  local client=$1 out="$work/out-$1"
+  local client=$1 torrent=${2:-data.torrent} out="$work/out-$1"
   rm -rf "$out"; mkdir -p "$out"
   # The last run's dirty pages are written back now, not during this run.
   sync
   local cmd
   case $client in
-    share) cmd=("$share" fetch data.torrent -o "$out/data.bin" --no-seed --port 0) ;;
+    share) cmd=("$share" fetch "$torrent" -o "$out/data.bin" --no-seed --port 0) ;;
     aria2c) cmd=(aria2c --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false
                  --seed-time=0 --listen-port="$(free_port)" --file-allocation=none --console-log-level=error
-                 --summary-interval=0 -d "$out" data.torrent) ;;
-    rqbit) cmd=("$rqbit_bin" --disable-dht --disable-upnp-port-forward download -e --disable-http-api -o "$out" data.torrent) ;;
+                 --summary-interval=0 -d "$out" "$torrent") ;;
+    rqbit) cmd=("$rqbit_bin" --disable-dht --disable-upnp-port-forward download -e --disable-http-api -o "$out" "$torrent") ;;
   esac
   /usr/bin/time -f "%e %M" -o "$work/time.$client" "${cmd[@]}" >"$work/$client.log" 2>&1 </dev/null
   cmp -s data.bin "$out/data.bin" || { echo "$client produced different bytes" >&2; exit 1; }
@@ -100,12 +105,28 @@ ratio() { printf '  %-50s %.2f\n' "$1" "$(echo "${secs[$2]} / ${secs[$3]}" | bc 
 
 echo "share swarm benchmark: ${size_mib} MiB, $runs runs each, $(nproc) cores, loopback; $(date -u +%FT%TZ)"
 echo
-echo "1. three share seeders, one fetcher at a time (alternating)"
+echo "1. three share seeders and three aria2c seeders (behind two trackers), one fetcher at a"
+echo "   time, alternating clients and seeder sets in the same loop"
+aseeds=()
+for i in 1 2 3; do
+  mkdir -p "a2seed$i"; ln -f data.bin "a2seed$i/data.bin"
+  aria2c --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false --seed-ratio=0.0 \
+    --check-integrity=true --listen-port="$(free_port)" --console-log-level=error --summary-interval=0 \
+    -d "a2seed$i" a2.torrent >"a2seed$i.log" 2>&1 </dev/null & aseeds+=($!); pids+=($!)
+done
+wait_seeders 3 "$a2port"
 start_share_seeders 3
-declare -A res
-for r in $(seq "$runs"); do for c in share aria2c rqbit; do res[$c]+="$(fetch_with $c)"$'\n'; done; done
+declare -A res res2
+for r in $(seq "$runs"); do
+  for c in share aria2c rqbit; do
+    res[$c]+="$(fetch_with $c data.torrent)"$'\n'
+    res2[$c]+="$(fetch_with $c a2.torrent)"$'\n'
+  done
+done
 for c in share aria2c rqbit; do row "$c from 3 share seeders" < <(printf '%s' "${res[$c]}" | sed '/^$/d'); done
+for c in share aria2c rqbit; do row "$c from 3 aria2c seeders" < <(printf '%s' "${res2[$c]}" | sed '/^$/d'); done
 stop_seeders
+for p in "${aseeds[@]}"; do kill "$p" 2>/dev/null || true; done
 
 echo
 echo "2. one share seeder, one share fetcher"
@@ -133,21 +154,6 @@ row "4 share fetchers, until all done" < <(printf '%s' "$all" | sed '/^$/d')
 stop_seeders
 
 echo
-echo "4. three aria2c seeders, one fetcher at a time"
-aseeds=()
-for i in 1 2 3; do
-  mkdir -p "a2seed$i"; ln -f data.bin "a2seed$i/data.bin"
-  aria2c --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false --seed-ratio=0.0 \
-    --check-integrity=true --listen-port="$(free_port)" --console-log-level=error --summary-interval=0 \
-    -d "a2seed$i" data.torrent >"a2seed$i.log" 2>&1 </dev/null & aseeds+=($!); pids+=($!)
-done
-wait_seeders 3
-declare -A res2
-for r in $(seq "$runs"); do for c in share aria2c rqbit; do res2[$c]+="$(fetch_with $c)"$'\n'; done; done
-for c in share aria2c rqbit; do row "$c from 3 aria2c seeders" < <(printf '%s' "${res2[$c]}" | sed '/^$/d'); done
-for p in "${aseeds[@]}"; do kill "$p" 2>/dev/null || true; done
-
-echo
 echo "ratios of wall time (below 1: share is faster)"
 ratio "share / rqbit (3 share seeders)" "share from 3 share seeders" "rqbit from 3 share seeders"
 ratio "share / aria2c (3 share seeders)" "share from 3 share seeders" "aria2c from 3 share seeders"
@@ -155,6 +161,6 @@ ratio "rqbit: share seeders / aria2c seeders" "rqbit from 3 share seeders" "rqbi
 ratio "aria2c: share seeders / aria2c seeders" "aria2c from 3 share seeders" "aria2c from 3 aria2c seeders"
 
 echo
-echo "5. share create against mktorrent"
+echo "4. share create against mktorrent"
 cd - >/dev/null
 bash bench/create.sh "$size_mib" "$runs" | sed 's/^/  /'
