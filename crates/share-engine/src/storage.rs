@@ -8,9 +8,10 @@
 //! us write outside the output.
 //!
 //! Direct writes: verified pieces leave page-aligned buffers, so when a write's buffer, file
-//! offset and length are all multiples of [`DIRECT_ALIGN`] it goes through a second handle
-//! opened with `O_DIRECT`: the disk reads it from our buffer, and the kernel neither copies it
-//! into the page cache nor allocates cache pages for it. On this machine class that copy was a
+//! offset and length are all multiples of the page size ([`PAGE`], which covers every logical
+//! block size in use) it goes through a second handle opened with `O_DIRECT`: the disk reads
+//! it from our buffer, and the kernel neither copies it into the page cache nor allocates
+//! cache pages for it. On this machine class that copy was a
 //! quarter of a fetch's CPU time, and buffered writes of 1 GiB took 0.5-5 s of system time
 //! where direct ones took 0.9-1.4 s of wall time (`bench/README.md`). Anything unaligned (the
 //! short last piece, pieces that straddle files) and any file system that refuses `O_DIRECT`
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use share_proto::aligned::aligned_vec;
+use share_proto::aligned::{aligned_vec, PAGE};
 use share_proto::layout::FileLayout;
 use share_proto::metainfo::Metainfo;
 
@@ -52,10 +53,6 @@ pub struct FileStorage {
     /// Cleared the first time a direct write fails for want of alignment or support.
     direct_ok: AtomicBool,
 }
-
-/// Buffer address, file offset and length of a direct write are multiples of this: the page
-/// size, which covers every logical block size in use.
-pub const DIRECT_ALIGN: usize = 4096;
 
 /// Where each file of `meta` goes when the torrent is saved as `out`: a single-file torrent
 /// is `out` itself; a directory torrent's files go below the directory `out`.
@@ -158,11 +155,11 @@ impl FileStorage {
     /// Writes one segment through the `O_DIRECT` handle if everything is aligned; false if
     /// it did not (then the caller writes it through the ordinary handle).
     fn write_direct(&self, file: usize, at: u64, data: &[u8]) -> bool {
-        let aligned = |n: usize| n % DIRECT_ALIGN == 0;
+        let aligned = |n: usize| n % PAGE == 0;
         if !self.direct_ok.load(Ordering::Relaxed)
             || !aligned(data.as_ptr() as usize)
             || !aligned(data.len())
-            || at % DIRECT_ALIGN as u64 != 0
+            || at % PAGE as u64 != 0
         {
             return false;
         }

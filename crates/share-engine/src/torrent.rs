@@ -23,10 +23,7 @@ use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Addresses that may wait for a connection slot: one full tracker answer.
-const MAX_CANDIDATES: usize = share_proto::announce::MAX_RESPONSE_PEERS;
-
-use crate::candidates::Candidates;
+use crate::candidates::{Candidates, MAX_CANDIDATES};
 use crate::chat::{ChatState, PeerInfo, SendError};
 use crate::config::Config;
 use crate::error::TorrentError;
@@ -152,83 +149,6 @@ impl Shared {
         tracing::error!(%error, "torrent stopped");
         self.emit(Event::Fatal(error.chain()));
         self.cancel.cancel();
-    }
-
-    /// Queues addresses from a tracker behind the ones already waiting, and dials what fits.
-    pub fn add_peers(self: &Arc<Self>, addrs: impl IntoIterator<Item = SocketAddr>) {
-        {
-            let mut st = self.lock();
-            for addr in addrs {
-                if self.dialable(&st, addr) {
-                    st.candidates.push_back(addr);
-                }
-            }
-        }
-        self.dial_queued();
-    }
-
-    /// Queues addresses the user named ahead of every other, and dials what fits.
-    pub fn add_peers_first(self: &Arc<Self>, addrs: impl IntoIterator<Item = SocketAddr>) {
-        {
-            let mut st = self.lock();
-            let addrs: Vec<_> = addrs.into_iter().filter(|a| self.dialable(&st, *a)).collect();
-            // Reversed so that the first address named is dialed first.
-            for addr in addrs.into_iter().rev() {
-                st.candidates.push_front(addr);
-            }
-        }
-        self.dial_queued();
-    }
-
-    /// Not connected, connecting, banned, ourselves or unusable.
-    fn dialable(&self, st: &State, addr: SocketAddr) -> bool {
-        let known = st.connecting.contains(&addr)
-            || st.self_addrs.contains(&addr)
-            || st.banned_addrs.contains(&addr)
-            || st
-                .peers
-                .values()
-                .any(|p| p.dialed == Some(addr) || p.addr == addr);
-        !known && addr.port() != 0 && !addr.ip().is_unspecified() && !is_own(addr, self.listen_addr)
-    }
-
-    /// Dials queued addresses while fewer than `max_peers` connections are open or opening.
-    /// Called whenever addresses are queued and whenever a connection or a dial ends.
-    pub fn dial_queued(self: &Arc<Self>) {
-        if self.cancel.is_cancelled() {
-            return;
-        }
-        let mut st = self.lock();
-        while st.connecting.len() + st.peers.len() < self.config.max_peers {
-            let Some(addr) = st.candidates.pop() else {
-                break;
-            };
-            // It may have connected to us, or been banned, while it waited.
-            if !self.dialable(&st, addr) {
-                continue;
-            }
-            st.connecting.insert(addr);
-            let shared = self.clone();
-            self.tasks.spawn(async move {
-                let connect = tokio::net::TcpStream::connect(addr);
-                let res = tokio::select! {
-                    r = tokio::time::timeout(shared.config.connect_timeout, connect) => r,
-                    () = shared.cancel.cancelled() => return,
-                };
-                match res {
-                    Ok(Ok(stream)) => crate::peer::run(shared.clone(), stream, addr, true).await,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%addr, error = %e, "connect failed");
-                        shared.lock().connecting.remove(&addr);
-                    }
-                    Err(_) => {
-                        tracing::debug!(%addr, "connect timed out");
-                        shared.lock().connecting.remove(&addr);
-                    }
-                }
-                shared.dial_queued();
-            });
-        }
     }
 
     /// Hashes an assembled piece off the async workers and writes it if it is right.
@@ -361,14 +281,6 @@ impl Shared {
 /// for any file size; peers share the blocks of the pieces in flight, so two keep them busy.
 fn buffer_budget(config: &Config, geometry: Geometry) -> u64 {
     config.max_buffered_bytes.max(2 * u64::from(geometry.piece_len()))
-}
-
-/// Whether `addr` is our own listening socket (same port on loopback or the same address).
-fn is_own(addr: SocketAddr, listen: SocketAddr) -> bool {
-    addr.port() == listen.port()
-        && (addr.ip() == listen.ip()
-            || addr.ip().is_loopback()
-            || listen.ip().is_unspecified() && addr.ip().is_loopback())
 }
 
 /// A running torrent. Dropping it does not stop it; call [`Torrent::shutdown`].

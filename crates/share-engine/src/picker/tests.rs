@@ -27,6 +27,17 @@ fn data(block: &Block) -> Vec<u8> {
     vec![(block.piece.get() as u8).wrapping_add((block.begin / B) as u8); block.len as usize]
 }
 
+/// Delivers `blocks` from `peer`; returns the pieces they completed.
+fn deliver(p: &mut Picker, peer: PeerKey, blocks: &[Block]) -> Vec<Assembled> {
+    blocks
+        .iter()
+        .filter_map(|b| match p.received(peer, id(peer as u8), b, &data(b)) {
+            Received::Complete(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn rarest_first_then_partial_first() {
     let g = geometry(4, 2);
@@ -132,13 +143,7 @@ fn failed_piece_goes_to_one_peer_only() {
     let mut p = Picker::new(g, Bitfield::new(1), u64::MAX);
     let all = Bitfield::full(1);
     let blocks = p.pick(1, &all, 2);
-    let mut assembled = None;
-    for b in &blocks {
-        if let Received::Complete(a) = p.received(1, id(1), b, &data(b)) {
-            assembled = Some(a);
-        }
-    }
-    let a = assembled.unwrap();
+    let a = deliver(&mut p, 1, &blocks).pop().unwrap();
     assert!(!p.verified(a.piece, false));
     assert!(!p.is_complete());
     let first = p.pick(2, &all, 1);
@@ -153,13 +158,8 @@ fn a_retry_whose_peer_leaves_goes_whole_to_the_next_peer() {
     let mut p = Picker::new(g, Bitfield::new(1), u64::MAX);
     let all = Bitfield::full(1);
     let blocks = p.pick(1, &all, 2);
-    let mut assembled = None;
-    for b in &blocks {
-        if let Received::Complete(a) = p.received(1, id(1), b, &data(b)) {
-            assembled = Some(a);
-        }
-    }
-    assert!(!p.verified(assembled.unwrap().piece, false));
+    let a = deliver(&mut p, 1, &blocks).pop().unwrap();
+    assert!(!p.verified(a.piece, false));
     // Peer 2 takes the retry, sends half of it and leaves (banned, say).
     let retry = p.pick(2, &all, 2);
     assert!(matches!(
@@ -169,12 +169,7 @@ fn a_retry_whose_peer_leaves_goes_whole_to_the_next_peer() {
     p.remove_peer(2, &all);
     assert_eq!(p.pick(3, &all, 5).len(), 2, "the whole piece is open to peer 3");
     assert_eq!(p.pick(4, &all, 5), vec![], "and it owns the retry alone");
-    let mut assembled = None;
-    for b in &retry {
-        if let Received::Complete(a) = p.received(3, id(3), b, &data(b)) {
-            assembled = Some(a);
-        }
-    }
+    let assembled = deliver(&mut p, 3, &retry).pop();
     assert_eq!(
         assembled.expect("complete from peer 3").contributors,
         vec![(3, id(3))]
