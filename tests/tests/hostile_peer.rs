@@ -316,18 +316,45 @@ async fn bad_bitfields_close_the_connection() {
 async fn requests_out_of_range_close_the_connection() {
     let mut swarm = Swarm::start(config()).await;
     let last_len = (LEN % PIECE as usize) as u32;
+    // Each reason says what is wrong with the block (a misaligned one is not "outside the torrent").
+    let past = |end: u64, len: u32| format!("it ends at byte {end} of the piece, past its end at {len}");
     let cases = [
-        (PIECES, 0, 16384),
-        (0, PIECE, 16384),
-        (0, PIECE - 1000, 16384),
-        (0, 0, 0),
-        (0, 0, 256 * 1024),
-        (PIECES - 1, 0, last_len + 1),
-        (u32::MAX, u32::MAX, u32::MAX),
+        (
+            PIECES,
+            0,
+            16384,
+            format!("there is no piece {PIECES} (the torrent has {PIECES} pieces)"),
+        ),
+        (0, PIECE, 16384, past(u64::from(PIECE) + 16384, PIECE)),
+        (
+            0,
+            PIECE - 1000,
+            16384,
+            past(u64::from(PIECE) - 1000 + 16384, PIECE),
+        ),
+        (0, 0, 0, "it is empty".to_string()),
+        (
+            0,
+            0,
+            256 * 1024,
+            "it is 262144 bytes long, over the 131072 a block may be".to_string(),
+        ),
+        (
+            PIECES - 1,
+            0,
+            last_len + 1,
+            past(u64::from(last_len) + 1, last_len),
+        ),
+        (
+            u32::MAX,
+            u32::MAX,
+            u32::MAX,
+            format!("there is no piece {} (the torrent has {PIECES} pieces)", u32::MAX),
+        ),
     ];
-    for (n, (index, begin, length)) in cases.into_iter().enumerate() {
+    for (n, (index, begin, length, why)) in cases.into_iter().enumerate() {
         let req = frame(&Message::Request(BlockRequest { index, begin, length }));
-        let want = format!("request for {length} bytes at {begin} of piece {index} is outside the torrent");
+        let want = format!("request for {length} bytes at {begin} of piece {index}: {why}");
         refused_on(&mut swarm, hostile_id(20 + n as u8), &req, &want).await;
     }
     swarm.finish().await;

@@ -48,17 +48,25 @@ fn main() {
         Command::Tracker(args) => cmd::tracker::run(args),
     };
     if let Err(err) = result {
-        eprintln!("share: {err}");
+        // An error can quote a manifest's names or a tracker's words: shown sanitized.
+        eprintln!("share: {}", share_proto::sanitize::sanitize(&err.to_string()));
         std::process::exit(err.code());
     }
 }
 
-/// Logs go to stderr, off unless `RUST_LOG` asks for them, so they never mix into `--json`.
+/// Logs go to stderr only when `RUST_LOG` asks for them: what a user sees otherwise is the
+/// one sentence of an error, not the engine's log of it (a full disk once printed 178 `ERROR`
+/// lines first). Colour only when stderr is a terminal, so logs piped to a file stay text.
 fn init_tracing() {
+    use std::io::IsTerminal;
+    if std::env::var_os("RUST_LOG").is_none() {
+        return;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

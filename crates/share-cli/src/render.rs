@@ -1,5 +1,10 @@
 //! Turning engine events into what a person or a script sees: indicatif bars on a terminal,
 //! plain lines otherwise, or newline-delimited JSON with `--json`.
+//!
+//! Names, paths, URLs and reasons in events come from strangers (manifests, trackers, peers).
+//! Every line shown and the bar's name go through `share_proto::sanitize::sanitize` here, at
+//! the one place text reaches the terminal; JSON keeps exact values with control and bidi
+//! characters escaped ([`json_text`]).
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -7,6 +12,7 @@ use std::time::Duration;
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use share_engine::{Event, Stats};
+use share_proto::sanitize::{escape_for_json, sanitize, tracker_name};
 
 /// How output is shown.
 pub struct Render {
@@ -34,7 +40,7 @@ impl Render {
             multi: MultiProgress::with_draw_target(target),
             bar: None,
             check: None,
-            label: label.to_string(),
+            label: sanitize(label),
             terminal,
             seeding: false,
         }
@@ -44,7 +50,7 @@ impl Render {
     pub fn emit(&self, value: serde_json::Value, text: impl FnOnce() -> Option<String>) {
         if self.json {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{value}");
+            let _ = writeln!(out, "{}", json_text(&value));
             let _ = out.flush();
         } else if let Some(line) = text() {
             self.println(&line);
@@ -53,6 +59,9 @@ impl Render {
 
     /// A line of text above the bars (or plainly on stderr without a terminal).
     pub fn println(&self, line: &str) {
+        // Line by line, so that our own line breaks survive and nobody else's text does.
+        let line = line.split('\n').map(sanitize).collect::<Vec<_>>().join("\n");
+        let line = line.as_str();
         if self.terminal {
             let _ = self.multi.println(line);
         } else {
@@ -141,7 +150,7 @@ impl Render {
             }
             Event::TrackerError { url, error } => self.emit(
                 json!({"event": "tracker_error", "url": url, "error": error}),
-                || Some(format!("tracker {url}: {error} (retrying; carrying on with known peers)")),
+                || Some(format!("tracker {}: {error} (retrying; carrying on with known peers)", tracker_name(url))),
             ),
             Event::Fatal(message) => self.emit(json!({"event": "error", "message": message}), || None),
             Event::Chat { from, nick, text, time_ms, direct, via } => self.emit(
@@ -183,6 +192,12 @@ impl Render {
             b.finish_and_clear();
         }
     }
+}
+
+/// A JSON value as one line of text, with control and bidi characters escaped (so the exact
+/// value reaches a script and nothing reaches the terminal).
+pub fn json_text(value: &serde_json::Value) -> String {
+    escape_for_json(&value.to_string()).into_owned()
 }
 
 fn status(s: &Stats) -> String {

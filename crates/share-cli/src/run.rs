@@ -126,8 +126,10 @@ async fn next_line(input: &mut Option<Input>) -> std::io::Result<Option<String>>
     }
 }
 
-/// The address to write into an embedded tracker's URL: the user's choice, else the first
-/// private IPv4 address of this host, else any non-loopback IPv4, else loopback.
+/// The address to write into an embedded tracker's URL: the user's choice, else the source
+/// address of the default route (the one other hosts see us by), else the first private IPv4
+/// address of this host, else any non-loopback IPv4, else loopback. The first private address
+/// alone is often wrong: on a host running docker it was the bridge's `172.17.0.1`.
 pub fn announce_host(choice: Option<IpAddr>) -> IpAddr {
     if let Some(ip) = choice {
         return ip;
@@ -136,15 +138,38 @@ pub fn announce_host(choice: Option<IpAddr>) -> IpAddr {
         .unwrap_or_default()
         .into_iter()
         .filter_map(|i| match i.ip() {
-            IpAddr::V4(v4) if !v4.is_loopback() && !v4.is_link_local() => Some(v4),
-            _ => None,
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
         })
         .collect();
+    choose_announce_host(default_route_source(), &addrs)
+}
+
+/// The local address the kernel would send from to a host beyond every local network. A UDP
+/// socket's `connect` only picks the route and the source address: no packet is sent. The
+/// target is a documentation address (RFC 5737), so nothing would be sent to a real host anyway.
+fn default_route_source() -> Option<Ipv4Addr> {
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    socket.connect((Ipv4Addr::new(198, 51, 100, 1), 9)).ok()?;
+    match socket.local_addr().ok()?.ip() {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// The choice behind [`announce_host`], given the default route's source address (if there
+/// is a default route) and this host's IPv4 addresses.
+fn choose_announce_host(route: Option<Ipv4Addr>, interfaces: &[Ipv4Addr]) -> IpAddr {
+    let usable = |a: &Ipv4Addr| !a.is_loopback() && !a.is_link_local() && !a.is_unspecified();
+    if let Some(a) = route.filter(usable) {
+        return IpAddr::V4(a);
+    }
+    let addrs: Vec<&Ipv4Addr> = interfaces.iter().filter(|a| usable(a)).collect();
     addrs
         .iter()
         .find(|a| a.is_private())
         .or(addrs.first())
-        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| IpAddr::V4(*a))
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| IpAddr::V4(**a))
 }
 
 /// Default port for peer connections (any free one if taken).
@@ -171,5 +196,61 @@ pub async fn bind_or_any(preferred: SocketAddr) -> std::io::Result<tokio::net::T
             tokio::net::TcpListener::bind(SocketAddr::new(preferred.ip(), 0)).await
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_announce_host_is_the_default_routes_source_not_the_first_private_address() {
+        // A host with docker: the bridge comes first, the default route leaves by the LAN.
+        let docker_host = [v4("127.0.0.1"), v4("172.17.0.1"), v4("192.168.1.20")];
+        assert_eq!(
+            choose_announce_host(Some(v4("192.168.1.20")), &docker_host),
+            IpAddr::V4(v4("192.168.1.20"))
+        );
+        // A public address on the default route is what other hosts reach us by.
+        assert_eq!(
+            choose_announce_host(Some(v4("203.0.113.7")), &[v4("10.0.0.2"), v4("203.0.113.7")]),
+            IpAddr::V4(v4("203.0.113.7"))
+        );
+    }
+
+    #[test]
+    fn without_a_usable_default_route_the_old_rule_holds() {
+        let interfaces = [
+            v4("127.0.0.1"),
+            v4("169.254.3.4"),
+            v4("203.0.113.7"),
+            v4("10.0.0.2"),
+        ];
+        for route in [
+            None,
+            Some(v4("127.0.0.1")),
+            Some(v4("0.0.0.0")),
+            Some(v4("169.254.3.4")),
+        ] {
+            assert_eq!(
+                choose_announce_host(route, &interfaces),
+                IpAddr::V4(v4("10.0.0.2")),
+                "route {route:?}: the first private address"
+            );
+        }
+        assert_eq!(
+            choose_announce_host(None, &[v4("127.0.0.1"), v4("203.0.113.7")]),
+            IpAddr::V4(v4("203.0.113.7")),
+            "else any non-loopback address"
+        );
+        assert_eq!(
+            choose_announce_host(None, &[v4("127.0.0.1")]),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            "else loopback"
+        );
     }
 }

@@ -7,6 +7,9 @@
 //! existing ancestor below the root is checked not to be a symlink, so a manifest cannot make
 //! us write outside the output.
 //!
+//! BEP 47 pad files (`FileSpan::pad`) are never opened or created: reads of their ranges
+//! give zeros, writes to them are dropped.
+//!
 //! Direct writes: verified pieces leave page-aligned buffers, so when a write's buffer, file
 //! offset and length are all multiples of the page size ([`PAGE`], which covers every logical
 //! block size in use) it goes through a second handle opened with `O_DIRECT`: the disk reads
@@ -72,6 +75,9 @@ impl FileStorage {
             .iter()
             .zip(&paths)
             .map(|(f, path)| {
+                if f.pad {
+                    return Ok(None);
+                }
                 let file = File::open(path).map_err(|source| storage_err("open", path, source))?;
                 let len = file
                     .metadata()
@@ -105,6 +111,11 @@ impl FileStorage {
         let mut files = Vec::with_capacity(paths.len());
         let mut direct_files = Vec::with_capacity(paths.len());
         for (f, path) in layout.files().iter().zip(&paths) {
+            if f.pad {
+                files.push(None);
+                direct_files.push(None);
+                continue;
+            }
             check_no_symlinks(root, path)?;
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|source| storage_err("create", parent, source))?;
@@ -195,6 +206,9 @@ impl FileStorage {
         op: &'static str,
     ) -> Result<(), TorrentError> {
         for seg in self.layout.segments(offset, len as u64) {
+            if self.layout.files()[seg.file].pad {
+                continue;
+            }
             let path = &self.paths[seg.file];
             let file = self.files[seg.file]
                 .as_ref()
@@ -204,11 +218,21 @@ impl FileStorage {
         }
         Ok(())
     }
+
+    /// Zeros the parts of `buf` (read at stream `offset`) that lie in pad files.
+    fn zero_pads(&self, offset: u64, buf: &mut [u8]) {
+        for seg in self.layout.segments(offset, buf.len() as u64) {
+            if self.layout.files()[seg.file].pad {
+                buf[seg.range_offset as usize..(seg.range_offset + seg.len) as usize].fill(0);
+            }
+        }
+    }
 }
 
 impl Storage for FileStorage {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), TorrentError> {
         let len = buf.len();
+        self.zero_pads(offset, buf);
         self.each_segment(
             offset,
             len,
@@ -333,6 +357,32 @@ mod tests {
         assert!(FileStorage::has_existing_data(&l, &paths));
         let ro = FileStorage::open(l, paths).unwrap();
         assert!(ro.write_at(0, b"x").is_err(), "opened read-only");
+    }
+
+    #[test]
+    fn pad_files_read_as_zeros_drop_writes_and_never_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = FileLayout::with_pads([
+            (PathBuf::from("a"), 3, false),
+            (PathBuf::from(".pad/5"), 5, true),
+            (PathBuf::from("b"), 4, false),
+        ])
+        .unwrap();
+        let paths: Vec<_> = l.files().iter().map(|f| dir.path().join(&f.path)).collect();
+        let s = FileStorage::create(l.clone(), paths.clone(), dir.path(), true).unwrap();
+        s.write_at(0, b"abcXXXXXdefg").unwrap();
+        assert!(
+            !dir.path().join(".pad").exists(),
+            "no pad file or directory is created"
+        );
+        assert_eq!(std::fs::read(&paths[0]).unwrap(), b"abc");
+        assert_eq!(std::fs::read(&paths[2]).unwrap(), b"defg");
+        let mut buf = [0xffu8; 12];
+        s.read_at(0, &mut buf).unwrap();
+        assert_eq!(&buf, b"abc\0\0\0\0\0defg");
+        let seeding = FileStorage::open(l, paths).unwrap();
+        let back = read_bytes(&seeding, 2, 8).unwrap();
+        assert_eq!(&back[..], b"c\0\0\0\0\0de");
     }
 
     #[test]

@@ -2,12 +2,18 @@
 //! download finishes, `stopped` on the way out. A tracker that is down or refuses us is
 //! retried with exponential back-off while the torrent carries on with the peers it knows.
 //! Tiers (BEP 12) are tried in order until one answers.
+//!
+//! Error texts are for people: they never quote the request URL (its query is the
+//! percent-encoded binary info hash and peer id; `Event::TrackerError` carries the manifest's
+//! URL, which front-ends show as host and path), and whatever the tracker wrote (a `failure
+//! reason`) is sanitized before it leaves this module.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use share_proto::announce::{AnnounceRequest, AnnounceResponse, Event as AnnounceEvent};
+use share_proto::sanitize::sanitize;
 
 use crate::event::Event;
 use crate::torrent::Shared;
@@ -134,21 +140,28 @@ async fn announce_any(
     None
 }
 
+/// One announce; the error is a sanitized sentence without the request URL.
 async fn announce(
     client: &reqwest::Client,
     url: &str,
     req: &AnnounceRequest,
 ) -> Result<AnnounceResponse, String> {
-    let mut resp = client
-        .get(req.url(url))
-        .send()
-        .await
-        .map_err(|e| crate::error::chain(&e))?;
+    announce_raw(client, url, req).await.map_err(|e| sanitize(&e))
+}
+
+async fn announce_raw(
+    client: &reqwest::Client,
+    url: &str,
+    req: &AnnounceRequest,
+) -> Result<AnnounceResponse, String> {
+    // reqwest's errors begin "error sending request for url (<the whole query>)".
+    let http = |e: reqwest::Error| crate::error::chain(&e.without_url());
+    let mut resp = client.get(req.url(url)).send().await.map_err(http)?;
     if !resp.status().is_success() {
         return Err(format!("HTTP status {}", resp.status()));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = resp.chunk().await.map_err(http)? {
         if body.len() + chunk.len() > MAX_RESPONSE {
             return Err(format!("response larger than {MAX_RESPONSE} bytes"));
         }

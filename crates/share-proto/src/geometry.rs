@@ -64,6 +64,34 @@ pub enum GeometryError {
     TooManyPieces(u64),
 }
 
+/// Why a block from the wire (a request or piece data) does not fit the torrent: each says
+/// what is wrong with it, so a peer's disconnect reason is worth reading.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// The piece index is past the last piece.
+    #[error("there is no piece {index} (the torrent has {count} pieces)")]
+    NoSuchPiece {
+        /// The index asked for.
+        index: u32,
+        /// How many pieces there are.
+        count: u32,
+    },
+    /// Zero bytes.
+    #[error("it is empty")]
+    Empty,
+    /// Longer than any block we accept.
+    #[error("it is {0} bytes long, over the {MAX_REQUEST_LEN} a block may be")]
+    TooLong(u32),
+    /// Runs past the end of its piece (a misaligned or oversize block).
+    #[error("it ends at byte {end} of the piece, past its end at {piece_len}")]
+    PastPiece {
+        /// Where it ends (begin + length), inside the piece's numbering.
+        end: u64,
+        /// The piece's length.
+        piece_len: u32,
+    },
+}
+
 /// The division of `total_len` bytes into pieces of `piece_len` (the last one shorter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -149,15 +177,24 @@ impl Geometry {
     }
 
     /// Checks a request or piece message from the wire: inside the torrent and the piece,
-    /// non-empty, at most [`MAX_REQUEST_LEN`] long.
-    pub fn check_block(&self, index: u32, begin: u32, len: u32) -> Option<Block> {
-        let piece = self.piece(index)?;
-        let end = begin.checked_add(len)?;
-        (len > 0 && len <= MAX_REQUEST_LEN && end <= self.len_of(piece)).then_some(Block {
-            piece,
-            begin,
-            len,
-        })
+    /// non-empty, at most [`MAX_REQUEST_LEN`] long; the error says which.
+    pub fn check_block(&self, index: u32, begin: u32, len: u32) -> Result<Block, BlockError> {
+        let piece = self.piece(index).ok_or(BlockError::NoSuchPiece {
+            index,
+            count: self.piece_count,
+        })?;
+        if len == 0 {
+            return Err(BlockError::Empty);
+        }
+        if len > MAX_REQUEST_LEN {
+            return Err(BlockError::TooLong(len));
+        }
+        let end = u64::from(begin) + u64::from(len);
+        let piece_len = self.len_of(piece);
+        if end > u64::from(piece_len) {
+            return Err(BlockError::PastPiece { end, piece_len });
+        }
+        Ok(Block { piece, begin, len })
     }
 
     /// Offset of a block's first byte in the torrent.
@@ -212,18 +249,35 @@ mod tests {
     #[test]
     fn checks_wire_blocks() {
         let g = Geometry::new(100_000, 32_768).unwrap();
-        assert!(g.check_block(0, 0, 16_384).is_some());
-        assert!(g.check_block(0, 16_384, 16_384).is_some());
-        assert!(g.check_block(0, 16_385, 16_384).is_none(), "past the piece");
-        assert!(g.check_block(3, 0, 1_697).is_none(), "past the short last piece");
-        assert!(g.check_block(4, 0, 1).is_none(), "no such piece");
-        assert!(g.check_block(0, 0, 0).is_none(), "empty");
-        assert!(g.check_block(0, u32::MAX, 2).is_none(), "overflow");
+        assert!(g.check_block(0, 0, 16_384).is_ok());
+        assert!(g.check_block(0, 16_384, 16_384).is_ok());
+        let why = |i, b, l| g.check_block(i, b, l).unwrap_err().to_string();
+        // A misaligned block that runs past its piece says so, not "outside the torrent".
+        assert_eq!(
+            why(0, 16_385, 16_384),
+            "it ends at byte 32769 of the piece, past its end at 32768"
+        );
+        assert_eq!(
+            why(3, 0, 1_697),
+            "it ends at byte 1697 of the piece, past its end at 1696"
+        );
+        assert_eq!(why(4, 0, 1), "there is no piece 4 (the torrent has 4 pieces)");
+        assert_eq!(why(0, 0, 0), "it is empty");
+        assert_eq!(
+            why(0, u32::MAX, 2),
+            "it ends at byte 4294967297 of the piece, past its end at 32768"
+        );
         let big = Geometry::new(1 << 30, 1 << 20).unwrap();
-        assert!(big.check_block(0, 0, MAX_REQUEST_LEN).is_some());
-        assert!(
-            big.check_block(0, 0, MAX_REQUEST_LEN + 1).is_none(),
-            "over 128 KiB"
+        assert!(big.check_block(0, 0, MAX_REQUEST_LEN).is_ok());
+        assert_eq!(
+            big.check_block(0, 0, MAX_REQUEST_LEN + 1),
+            Err(BlockError::TooLong(MAX_REQUEST_LEN + 1))
+        );
+        assert_eq!(
+            big.check_block(0, 0, MAX_REQUEST_LEN + 1)
+                .unwrap_err()
+                .to_string(),
+            "it is 131073 bytes long, over the 131072 a block may be"
         );
     }
 }

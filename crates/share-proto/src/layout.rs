@@ -4,6 +4,10 @@
 //! may span several files (and a file may hold many pieces). [`FileLayout::segments`] turns a
 //! range of the stream into (file, offset, length) parts; empty files take no bytes and are
 //! never part of a segment.
+//!
+//! BEP 47 pad files take their bytes in the stream like any file (the piece hashes cover them
+//! as zeros) but exist nowhere: [`FileSpan::pad`] tells storage to read them as zeros, drop
+//! writes to them and never create them.
 
 use std::path::PathBuf;
 
@@ -17,6 +21,8 @@ pub struct FileSpan {
     pub len: u64,
     /// Offset of its first byte in the stream.
     pub offset: u64,
+    /// A BEP 47 pad file: zeros, never stored.
+    pub pad: bool,
 }
 
 /// A part of a stream range that lies in one file.
@@ -43,14 +49,21 @@ impl FileLayout {
     /// Lays out files of the given (relative path, length), in order. `None` if the total
     /// overflows a `u64`.
     pub fn new(files: impl IntoIterator<Item = (PathBuf, u64)>) -> Option<Self> {
+        Self::with_pads(files.into_iter().map(|(path, len)| (path, len, false)))
+    }
+
+    /// Lays out files of the given (relative path, length, is a pad file), in order. `None` if
+    /// the total overflows a `u64`.
+    pub fn with_pads(files: impl IntoIterator<Item = (PathBuf, u64, bool)>) -> Option<Self> {
         let mut total: u64 = 0;
         let files = files
             .into_iter()
-            .map(|(path, len)| {
+            .map(|(path, len, pad)| {
                 let span = FileSpan {
                     path,
                     len,
                     offset: total,
+                    pad,
                 };
                 total = total.checked_add(len)?;
                 Some(span)

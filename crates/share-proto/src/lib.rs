@@ -15,6 +15,7 @@ pub mod hash;
 pub mod layout;
 pub mod metainfo;
 pub mod parallel;
+pub mod sanitize;
 pub mod wire;
 
 pub use hash::{InfoHash, PeerId};

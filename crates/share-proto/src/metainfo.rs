@@ -1,10 +1,18 @@
-//! Metainfo (`.torrent` manifests, BEP 3 with BEP 12 `announce-list` and BEP 27 `private`):
-//! parsing with checks that name what is wrong, and encoding for `share create`.
+//! Metainfo (`.torrent` manifests, BEP 3 with BEP 12 `announce-list`, BEP 27 `private` and
+//! the v1 half of BEP 52 hybrid torrents with their BEP 47 pad files): parsing with checks that
+//! name what is wrong, and encoding for `share create`.
 //!
 //! Parsing goes in two passes: the strict scanner in [`crate::bencode`] validates the syntax
 //! (reporting byte offsets) and finds the exact bytes of `info`, whose SHA-1 is the info hash;
 //! then serde_bencode fills typed structs, with serde_path_to_error naming the field whose
 //! type is wrong. Unknown keys anywhere are ignored and, inside `info`, still hashed.
+//!
+//! The shape we read is wider than the one we write: names and paths are read as bytes (a
+//! non-UTF-8 `path` is fine when `path.utf-8` gives the name to use), `pieces` may be missing
+//! (a v2-only torrent, refused with a clear sentence), and a file may carry BEP 47 `attr`.
+//! A pad file (`attr` containing `p`) is part of the piece stream (its bytes are zeros in every
+//! piece hash) but is never a file on disk: it is marked [`FileEntry::pad`] and in the layout,
+//! and is exempt from the duplicate-path check (libtorrent names every pad `.pad/SIZE`).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -85,6 +93,14 @@ pub enum MetainfoError {
     /// Lengths that add past 2^64.
     #[error("the file lengths add up to more than 2^64 bytes")]
     TotalOverflow,
+    /// A BEP 52 torrent with no v1 part (`meta version` 2 and no `pieces`).
+    #[error(
+        "v2-only torrents are not supported yet (this manifest has `meta version` 2 and no v1 `pieces`)"
+    )]
+    V2Only,
+    /// A name or path component that is not UTF-8 and has no `.utf-8` alternative.
+    #[error("`{0}` is not valid UTF-8 (and there is no `{0}.utf-8` to use instead)")]
+    NotUtf8(String),
 }
 
 /// One file of a manifest.
@@ -94,6 +110,8 @@ pub struct FileEntry {
     pub path: Vec<String>,
     /// Length in bytes.
     pub length: u64,
+    /// A BEP 47 pad file: zeros in the piece stream, never created, listed or counted.
+    pub pad: bool,
 }
 
 /// The `info` dictionary: what the info hash covers.
@@ -173,6 +191,51 @@ pub(crate) struct RawFile {
     pub path: Vec<String>,
 }
 
+// What parsing reads: wider than what `create` writes (see the module documentation).
+#[derive(Deserialize)]
+struct ReadTorrent {
+    #[serde(default)]
+    announce: Option<String>,
+    #[serde(rename = "announce-list", default)]
+    announce_list: Option<Vec<Vec<String>>>,
+    #[serde(default)]
+    comment: Option<ByteBuf>,
+    #[serde(rename = "created by", default)]
+    created_by: Option<ByteBuf>,
+    #[serde(rename = "creation date", default)]
+    creation_date: Option<i64>,
+    info: ReadInfo,
+}
+
+#[derive(Deserialize)]
+struct ReadInfo {
+    #[serde(default)]
+    files: Option<Vec<ReadFile>>,
+    #[serde(default)]
+    length: Option<u64>,
+    name: ByteBuf,
+    #[serde(rename = "name.utf-8", default)]
+    name_utf8: Option<String>,
+    #[serde(rename = "piece length")]
+    piece_length: u64,
+    #[serde(default)]
+    pieces: Option<ByteBuf>,
+    #[serde(default)]
+    private: Option<i64>,
+    #[serde(rename = "meta version", default)]
+    meta_version: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ReadFile {
+    length: u64,
+    path: Vec<ByteBuf>,
+    #[serde(rename = "path.utf-8", default)]
+    path_utf8: Option<Vec<String>>,
+    #[serde(default)]
+    attr: Option<ByteBuf>,
+}
+
 impl Metainfo {
     /// Parses and checks a manifest.
     pub fn from_bytes(data: &[u8]) -> Result<Self, MetainfoError> {
@@ -185,15 +248,15 @@ impl Metainfo {
         }
         let info_bytes = data[span].to_vec();
         let de = &mut serde_bencode::Deserializer::new(data);
-        let raw: RawTorrent = serde_path_to_error::deserialize(de).map_err(|e| MetainfoError::Field {
+        let raw: ReadTorrent = serde_path_to_error::deserialize(de).map_err(|e| MetainfoError::Field {
             path: e.path().to_string(),
             message: e.into_inner().to_string(),
         })?;
         let info = check_info(raw.info)?;
-        let layout = FileLayout::new(
+        let layout = FileLayout::with_pads(
             info.files
                 .iter()
-                .map(|f| (f.path.iter().collect::<PathBuf>(), f.length)),
+                .map(|f| (f.path.iter().collect::<PathBuf>(), f.length, f.pad)),
         )
         .ok_or(MetainfoError::TotalOverflow)?;
         let geometry = Geometry::new(layout.total_len(), info.piece_length)?;
@@ -247,31 +310,52 @@ impl Metainfo {
         &self.layout
     }
 
-    /// Total bytes.
+    /// Total bytes of the piece stream, pad files included.
     pub fn total_len(&self) -> u64 {
         self.layout.total_len()
     }
+
+    /// The files a person sees: every file but the BEP 47 pad files.
+    pub fn content_files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.info.files.iter().filter(|f| !f.pad)
+    }
+
+    /// Bytes of the files a person sees (pad files not counted).
+    pub fn content_len(&self) -> u64 {
+        self.content_files().map(|f| f.length).sum()
+    }
 }
 
-fn check_info(raw: RawInfo) -> Result<Info, MetainfoError> {
+fn check_info(raw: ReadInfo) -> Result<Info, MetainfoError> {
+    let Some(raw_pieces) = raw.pieces else {
+        return Err(if raw.meta_version == Some(2) {
+            MetainfoError::V2Only
+        } else {
+            MetainfoError::Field {
+                path: "info".into(),
+                message: "missing field `pieces`".into(),
+            }
+        });
+    };
     let piece_length = match u32::try_from(raw.piece_length) {
         Ok(l) if l > 0 && l <= MAX_PIECE_LEN => l,
         _ => return Err(MetainfoError::PieceLength(raw.piece_length)),
     };
-    if raw.pieces.len() % HASH_LEN != 0 {
-        return Err(MetainfoError::PiecesNotMultipleOf20(raw.pieces.len()));
+    if raw_pieces.len() % HASH_LEN != 0 {
+        return Err(MetainfoError::PiecesNotMultipleOf20(raw_pieces.len()));
     }
-    let pieces = raw
-        .pieces
+    let pieces = raw_pieces
         .chunks_exact(HASH_LEN)
         .map(|c| c.try_into().expect("chunks of 20"))
         .collect();
-    check_component(&raw.name, &raw.name)?;
+    let name = text_field(raw.name, raw.name_utf8, "info.name")?;
+    check_component(&name, &name)?;
     let (files, multi_file) = match (raw.length, raw.files) {
         (Some(length), None) => (
             vec![FileEntry {
-                path: vec![raw.name.clone()],
+                path: vec![name.clone()],
                 length,
+                pad: false,
             }],
             false,
         ),
@@ -279,20 +363,33 @@ fn check_info(raw: RawInfo) -> Result<Info, MetainfoError> {
             if files.is_empty() {
                 return Err(MetainfoError::NoFiles);
             }
-            let files: Vec<FileEntry> = files
+            let files = files
                 .into_iter()
-                .map(|f| FileEntry {
-                    path: f.path,
-                    length: f.length,
+                .enumerate()
+                .map(|(i, f)| {
+                    let field = format!("info.files[{i}].path");
+                    let path = match f.path_utf8 {
+                        Some(p) => p,
+                        None => f
+                            .path
+                            .into_iter()
+                            .map(|c| text_field(c, None, &field))
+                            .collect::<Result<_, _>>()?,
+                    };
+                    Ok(FileEntry {
+                        path,
+                        length: f.length,
+                        pad: f.attr.is_some_and(|a| a.contains(&b'p')),
+                    })
                 })
-                .collect();
+                .collect::<Result<Vec<_>, MetainfoError>>()?;
             check_paths(&files)?;
             (files, true)
         }
         _ => return Err(MetainfoError::LengthOrFiles),
     };
     Ok(Info {
-        name: raw.name,
+        name,
         piece_length,
         pieces,
         files,
@@ -301,7 +398,17 @@ fn check_info(raw: RawInfo) -> Result<Info, MetainfoError> {
     })
 }
 
-/// Every path safe, and no path used twice or as both a file and a directory.
+/// The UTF-8 text of a name: its `.utf-8` alternative when there is one, else the bytes
+/// themselves, which must then be UTF-8.
+fn text_field(bytes: ByteBuf, utf8: Option<String>, field: &str) -> Result<String, MetainfoError> {
+    match utf8 {
+        Some(s) => Ok(s),
+        None => String::from_utf8(bytes.into_vec()).map_err(|_| MetainfoError::NotUtf8(field.to_string())),
+    }
+}
+
+/// Every path safe, and no path used twice or as both a file and a directory. Pad files are
+/// never created, so only their components are checked (libtorrent names several alike).
 fn check_paths(files: &[FileEntry]) -> Result<(), MetainfoError> {
     let mut file_paths = HashSet::new();
     let mut dir_paths = HashSet::new();
@@ -315,6 +422,9 @@ fn check_paths(files: &[FileEntry]) -> Result<(), MetainfoError> {
         }
         for c in &f.path {
             check_component(c, &shown)?;
+        }
+        if f.pad {
+            continue;
         }
         for depth in 1..f.path.len() {
             dir_paths.insert(f.path[..depth].to_vec());

@@ -1,9 +1,15 @@
 //! `share info`: what a manifest holds, as text or as one JSON object.
+//!
+//! Everything in a manifest is its author's text. The text output passes each value through
+//! the one sanitizer (`share_proto::sanitize`), so no escape sequence, control or bidi
+//! character reaches the terminal; the JSON output keeps the exact values, with those
+//! characters written as `\uXXXX` escapes. BEP 47 pad files are neither listed nor counted.
 
 use std::path::PathBuf;
 
 use indicatif::HumanBytes;
 use share_proto::metainfo::Metainfo;
+use share_proto::sanitize::sanitize;
 
 use crate::exit::Outcome;
 use crate::manifest;
@@ -22,7 +28,7 @@ pub struct Args {
 pub fn run(args: Args) -> Outcome {
     let m = manifest::load(&args.manifest)?;
     if args.json {
-        println!("{}", to_json(&m));
+        println!("{}", crate::render::json_text(&to_json(&m)));
     } else {
         print!("{}", to_text(&m));
     }
@@ -32,15 +38,13 @@ pub fn run(args: Args) -> Outcome {
 fn to_json(m: &Metainfo) -> serde_json::Value {
     let g = m.geometry();
     let files: Vec<_> = m
-        .info
-        .files
-        .iter()
+        .content_files()
         .map(|f| serde_json::json!({ "path": f.path.join("/"), "length": f.length }))
         .collect();
     serde_json::json!({
         "name": m.info.name,
         "info_hash": m.info_hash.to_hex(),
-        "total_length": m.total_len(),
+        "total_length": m.content_len(),
         "piece_length": g.piece_len(),
         "piece_count": g.piece_count(),
         "multi_file": m.info.multi_file,
@@ -57,14 +61,15 @@ fn to_text(m: &Metainfo) -> String {
     use std::fmt::Write;
     let g = m.geometry();
     let mut out = String::new();
-    let count = m.info.files.len();
-    let _ = writeln!(out, "name:       {}", m.info.name);
+    let count = m.content_files().count();
+    let total = m.content_len();
+    let _ = writeln!(out, "name:       {}", sanitize(&m.info.name));
     let _ = writeln!(out, "info hash:  {}", m.info_hash);
     let _ = writeln!(
         out,
         "size:       {} ({} bytes) in {count} file{}",
-        HumanBytes(m.total_len()),
-        m.total_len(),
+        HumanBytes(total),
+        total,
         if count == 1 { "" } else { "s" }
     );
     let _ = writeln!(
@@ -79,19 +84,24 @@ fn to_text(m: &Metainfo) -> String {
         let _ = writeln!(out, "trackers:   none (peers must be given with --peer)");
     }
     for (i, t) in trackers.iter().enumerate() {
-        let _ = writeln!(out, "{}{t}", if i == 0 { "trackers:   " } else { "            " });
+        let _ = writeln!(
+            out,
+            "{}{}",
+            if i == 0 { "trackers:   " } else { "            " },
+            sanitize(t)
+        );
     }
     if let Some(c) = &m.comment {
-        let _ = writeln!(out, "comment:    {}", printable(c));
+        let _ = writeln!(out, "comment:    {}", sanitize(c));
     }
     if let Some(c) = &m.created_by {
-        let _ = writeln!(out, "created by: {}", printable(c));
+        let _ = writeln!(out, "created by: {}", sanitize(c));
     }
     if let Some(d) = m.creation_date {
         let _ = writeln!(out, "created on: {} (unix {d})", utc_date(d));
     }
     let _ = writeln!(out, "files:");
-    for f in &m.info.files {
+    for f in m.content_files() {
         let path = if m.info.multi_file {
             format!("{}/{}", m.info.name, f.path.join("/"))
         } else {
@@ -101,15 +111,10 @@ fn to_text(m: &Metainfo) -> String {
             out,
             "  {:>11}  {}",
             HumanBytes(f.length).to_string(),
-            printable(&path)
+            sanitize(&path)
         );
     }
     out
-}
-
-/// Strips control characters (and so terminal escapes) from text a manifest's author chose.
-fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` for unix seconds (civil-from-days, proleptic Gregorian).
@@ -143,10 +148,5 @@ mod tests {
         assert_eq!(utc_date(1_700_000_000), "2023-11-14 22:13:20 UTC");
         assert_eq!(utc_date(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc_date(-1), "1969-12-31 23:59:59 UTC");
-    }
-
-    #[test]
-    fn printable_strips_escapes() {
-        assert_eq!(printable("a\x1b[31mb\x07c\n"), "a[31mbc");
     }
 }

@@ -56,6 +56,7 @@ async fn seed(args: Args) -> Outcome {
         .unwrap_or_else(|| default_manifest_path(&args.path));
     let (stop_tracker, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut tracker = None;
+    let mut tracker_note = " (embedded)".to_string();
     if options.trackers.is_empty() {
         let preferred = SocketAddr::from(([0, 0, 0, 0], args.tracker_port.unwrap_or(DEFAULT_TRACKER_PORT)));
         let listener = match args.tracker_port {
@@ -64,6 +65,12 @@ async fn seed(args: Args) -> Outcome {
         }
         .map_err(|e| Failure::runtime(anyhow!("cannot start the embedded tracker on {preferred}: {e}")))?;
         let port = listener.local_addr().map_err(Failure::runtime)?.port();
+        if args.tracker_port.is_none() && port != preferred.port() {
+            tracker_note = format!(
+                " (embedded; port {} was taken, so it took {port})",
+                preferred.port()
+            );
+        }
         let url = tracker_http::announce_url(SocketAddr::new(announce_host(args.announce_host), port));
         options.trackers = vec![url];
         let t = tracker_http::Tracker::new(tracker_http::Config::default());
@@ -123,7 +130,7 @@ async fn seed(args: Args) -> Outcome {
                 output.display(),
                 made.info_hash,
                 options.trackers.join(", "),
-                if tracker.is_some() { " (embedded)" } else { "" },
+                if tracker.is_some() { tracker_note.as_str() } else { "" },
                 torrent.listen_addr().port()
             ))
         },

@@ -14,11 +14,16 @@ use crate::torrent::PeerCmd;
 
 impl Conn {
     pub(super) fn on_piece(&mut self, index: u32, begin: u32, data: Bytes) -> Result<(), PeerError> {
-        let Some(block) = self.shared.geometry.check_block(index, begin, data.len() as u32) else {
-            return Err(PeerError::Protocol(format!(
-                "piece data at {begin} of piece {index} is outside the torrent"
-            )));
-        };
+        let data_len = data.len() as u32;
+        let block = self
+            .shared
+            .geometry
+            .check_block(index, begin, data_len)
+            .map_err(|why| {
+                PeerError::Protocol(format!(
+                    "piece data of {data_len} bytes at {begin} of piece {index}: {why}"
+                ))
+            })?;
         match self.outstanding.iter().position(|b| *b == block) {
             Some(pos) => {
                 self.outstanding.remove(pos);

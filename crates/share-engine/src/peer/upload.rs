@@ -12,12 +12,16 @@ use crate::error::PeerError;
 
 impl Conn {
     pub(super) fn on_request(&mut self, r: BlockRequest) -> Result<(), PeerError> {
-        let Some(block) = self.shared.geometry.check_block(r.index, r.begin, r.length) else {
-            return Err(PeerError::Protocol(format!(
-                "request for {} bytes at {} of piece {} is outside the torrent or over 128 KiB",
-                r.length, r.begin, r.index
-            )));
-        };
+        let block = self
+            .shared
+            .geometry
+            .check_block(r.index, r.begin, r.length)
+            .map_err(|why| {
+                PeerError::Protocol(format!(
+                    "request for {} bytes at {} of piece {}: {why}",
+                    r.length, r.begin, r.index
+                ))
+            })?;
         if self.am_choking {
             return Ok(());
         }

@@ -279,3 +279,125 @@ fn every_truncation_and_byte_flip_is_an_error_or_a_manifest() {
         }
     }
 }
+
+/// The committed fixture made by libtorrent 2.0.8 (see fixtures/README.md).
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_hybrid_torrent_has_its_pad_files_marked_and_laid_out() {
+    let m = Metainfo::from_bytes(&fixture("libtorrent-hybrid.torrent")).unwrap();
+    assert_eq!(m.info_hash.to_hex(), "ccbc41cb508535a1c5e20a50b888a78dbcf92725");
+    let pads: Vec<(String, u64)> = m
+        .info
+        .files
+        .iter()
+        .filter(|f| f.pad)
+        .map(|f| (f.path.join("/"), f.length))
+        .collect();
+    assert_eq!(
+        pads,
+        vec![
+            (".pad/16360".to_string(), 16360),
+            (".pad/2768".to_string(), 2768),
+            (".pad/4039".to_string(), 4039)
+        ]
+    );
+    let shown: Vec<String> = m.content_files().map(|f| f.path.join("/")).collect();
+    assert_eq!(
+        shown,
+        ["cover.txt", "disc1/track1.bin", "disc1/track2.bin", "empty"]
+    );
+    assert_eq!(m.content_len(), 24 + 30_000 + 12_345);
+    // The stream (and so the pieces) still holds the pads: four whole pieces of 16 KiB.
+    assert_eq!(m.total_len(), 4 * 16384);
+    assert_eq!(m.geometry().piece_count(), 4);
+    let in_layout: Vec<bool> = m.layout().files().iter().map(|f| f.pad).collect();
+    assert_eq!(in_layout, [false, true, false, true, false, true, false]);
+}
+
+#[test]
+fn a_v2_only_torrent_is_refused_with_a_clear_sentence() {
+    assert_eq!(
+        err_of(&fixture("libtorrent-v2only.torrent")),
+        "v2-only torrents are not supported yet (this manifest has `meta version` 2 and no v1 `pieces`)"
+    );
+    // Without `meta version` 2, a missing `pieces` is just a missing field.
+    let no_pieces = B::D(vec![(
+        "info",
+        B::D(vec![
+            ("length", B::I(1)),
+            ("name", B::S(b"x")),
+            ("piece length", B::I(16384)),
+        ]),
+    )])
+    .encode();
+    assert_eq!(err_of(&no_pieces), "field `info`: missing field `pieces`");
+}
+
+fn with_raw_files(files: Vec<B<'static>>, name: Vec<(&'static str, B<'static>)>) -> Vec<u8> {
+    let mut info = vec![
+        ("files", B::L(files)),
+        ("piece length", B::I(16384)),
+        ("pieces", B::S(&[0; 20])),
+    ];
+    info.extend(name);
+    info.sort_by_key(|(k, _)| *k);
+    B::D(vec![("info", B::D(info))]).encode()
+}
+
+#[test]
+fn a_non_utf8_path_is_read_through_its_utf8_alternative() {
+    let file = |with_utf8: bool| {
+        let mut d = vec![
+            ("length", B::I(10)),
+            ("path", B::L(vec![B::S(b"dir"), B::S(b"caf\xe9.txt")])),
+        ];
+        if with_utf8 {
+            d.push((
+                "path.utf-8",
+                B::L(vec![B::S(b"dir"), B::S("café.txt".as_bytes())]),
+            ));
+        }
+        B::D(d)
+    };
+    let name = || vec![("name", B::S(b"root"))];
+    let m = Metainfo::from_bytes(&with_raw_files(vec![file(true)], name())).unwrap();
+    assert_eq!(m.info.files[0].path, ["dir", "café.txt"]);
+    assert_eq!(
+        err_of(&with_raw_files(vec![file(false)], name())),
+        "`info.files[0].path` is not valid UTF-8 (and there is no `info.files[0].path.utf-8` to use instead)"
+    );
+    // The same for the torrent's name.
+    let latin1 = || vec![("name", B::S(b"r\xe9sum\xe9"))];
+    assert_eq!(
+        err_of(&with_raw_files(vec![file(true)], latin1())),
+        "`info.name` is not valid UTF-8 (and there is no `info.name.utf-8` to use instead)"
+    );
+    let mut both = latin1();
+    both.push(("name.utf-8", B::S("résumé".as_bytes())));
+    assert_eq!(
+        Metainfo::from_bytes(&with_raw_files(vec![file(true)], both))
+            .unwrap()
+            .info
+            .name,
+        "résumé"
+    );
+    // Pad files are exempt from the duplicate check, and still checked for safety.
+    let pad = |path: &'static [u8]| {
+        B::D(vec![
+            ("attr", B::S(b"p")),
+            ("length", B::I(6)),
+            ("path", B::L(vec![B::S(b".pad"), B::S(path)])),
+        ])
+    };
+    let m = Metainfo::from_bytes(&with_raw_files(vec![file(true), pad(b"6"), pad(b"6")], name())).unwrap();
+    assert_eq!(m.content_files().count(), 1);
+    assert!(err_of(&with_raw_files(vec![file(true), pad(b"..")], name())).contains("`.` or `..`"));
+}
