@@ -250,3 +250,14 @@ fn progress_json(s: &Stats) -> serde_json::Value {
         "up_rate": s.up_rate.round(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bars_name_is_sanitized() {
+        let r = Render::new(true, "a\x1b[31mb\x1b]52;c;ZXZpbA==\x07\u{202e}c");
+        assert_eq!(r.label, "abc");
+    }
+}
