@@ -22,9 +22,9 @@ pub struct Args {
 pub fn run(args: Args) -> Outcome {
     let m = manifest::load(&args.manifest)?;
     if args.json {
-        println!("{}", to_json(&m));
+        crate::exit::print(&format!("{}\n", to_json(&m)));
     } else {
-        print!("{}", to_text(&m));
+        crate::exit::print(&to_text(&m));
     }
     Ok(())
 }
