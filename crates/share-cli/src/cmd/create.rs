@@ -21,7 +21,8 @@ pub struct Args {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub manifest: ManifestArgs,
-    /// Replace MANIFEST if it exists (without it, an existing file is refused untouched).
+    /// Replace MANIFEST if it exists (without it, an existing file is left untouched: kept
+    /// when it already holds exactly these bytes, refused otherwise).
     #[arg(long)]
     pub force: bool,
     /// Print the result as one JSON object.
