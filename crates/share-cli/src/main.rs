@@ -37,6 +37,7 @@ enum Command {
 }
 
 fn main() {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command {
@@ -53,6 +54,30 @@ fn main() {
         std::process::exit(err.code());
     }
 }
+
+/// `println!` panics when stdout is a closed pipe (Rust ignores SIGPIPE, which must stay
+/// ignored: a peer closing its socket would otherwise kill us). Output goes through
+/// `exit::print`, which ends quietly; this hook makes any other print that meets a closed
+/// stdout, in any command or task, end the same way instead of with a panic and exit 101.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        let epipe = format!("(os error {EPIPE})");
+        if message.starts_with("failed printing to stdout") && message.contains(&epipe) {
+            std::process::exit(exit::BROKEN_PIPE);
+        }
+        default(info);
+    }));
+}
+
+/// EPIPE on Linux.
+const EPIPE: i32 = 32;
 
 /// Logs go to stderr only when `RUST_LOG` asks for them: what a user sees otherwise is the
 /// one sentence of an error, not the engine's log of it (a full disk once printed 178 `ERROR`

@@ -1,5 +1,7 @@
-//! Reading a manifest named on the command line, with errors that name the file.
+//! Reading a manifest named on the command line (with a hard cap on what is read, and errors
+//! that name the file), and writing one without ever leaving half of it behind.
 
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::anyhow;
@@ -8,23 +10,34 @@ use share_proto::metainfo::{Metainfo, MAX_MANIFEST_LEN};
 use crate::exit::Failure;
 
 /// Reads and checks the manifest at `path`. Every failure is bad input (exit code 2).
+///
+/// At most [`MAX_MANIFEST_LEN`] + 1 bytes are ever read, whatever the path is (a regular
+/// file, `/dev/zero`, a FIFO, `/dev/stdin`): the length a file claims is not trusted, since
+/// devices and pipes claim none.
 pub fn load(path: &Path) -> Result<Metainfo, Failure> {
     let shown = path.display();
-    let meta =
-        std::fs::metadata(path).map_err(|e| Failure::input(anyhow!("cannot read manifest {shown}: {e}")))?;
+    let cannot = |e: std::io::Error| Failure::input(anyhow!("cannot read manifest {shown}: {e}"));
+    let meta = std::fs::metadata(path).map_err(cannot)?;
     if meta.is_dir() {
         return Err(Failure::input(anyhow!(
             "cannot read manifest {shown}: it is a directory"
         )));
     }
-    if meta.len() > MAX_MANIFEST_LEN {
-        return Err(Failure::input(anyhow!(
-            "{shown} is not a manifest: it is {} bytes, more than the {MAX_MANIFEST_LEN} a manifest may have",
-            meta.len()
-        )));
+    let too_big = || {
+        Failure::input(anyhow!(
+            "{shown} is not a manifest: it holds more than the {MAX_MANIFEST_LEN} bytes (64 MiB) a manifest may have"
+        ))
+    };
+    if meta.is_file() && meta.len() > MAX_MANIFEST_LEN {
+        return Err(too_big());
     }
-    let data =
-        std::fs::read(path).map_err(|e| Failure::input(anyhow!("cannot read manifest {shown}: {e}")))?;
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_MANIFEST_LEN + 1).read_to_end(&mut data))
+        .map_err(cannot)?;
+    if data.len() as u64 > MAX_MANIFEST_LEN {
+        return Err(too_big());
+    }
     Metainfo::from_bytes(&data).map_err(|e| Failure::input(anyhow!("{shown} is not a valid manifest: {e}")))
 }
 

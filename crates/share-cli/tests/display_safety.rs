@@ -228,7 +228,7 @@ impl Captured {
 }
 
 fn fetch_cmd(manifest: &str, out: &Path, json: bool) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_share"));
+    let mut cmd = common::share_cmd();
     cmd.args(["fetch", manifest, "-o"]).arg(out).args(["--port", "0"]);
     if json {
         cmd.arg("--json");
@@ -312,7 +312,8 @@ fn fetch_limited(manifest: &str, out: &Path, limit: u64, rust_log: Option<&str>)
         .arg(env!("CARGO_BIN_EXE_share"))
         .args(["fetch", manifest, "-o"])
         .arg(out)
-        .args(["--port", "0", "--no-seed", "--json"]);
+        .args(["--port", "0", "--no-seed", "--json", "--overwrite"])
+        .env("SHARE_STATE_DIR", common::STATE_DIR);
     match rust_log {
         Some(v) => cmd.env("RUST_LOG", v),
         None => cmd.env_remove("RUST_LOG"),
@@ -368,7 +369,7 @@ fn when_port_6969_is_taken_the_seed_line_names_the_port_it_took() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("f.bin");
     std::fs::write(&file, pattern(40_000, 3)).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_share"));
+    let mut cmd = common::share_cmd();
     cmd.arg("seed")
         .arg(&file)
         .args(["--announce-host", "127.0.0.1", "--port", "0"]);

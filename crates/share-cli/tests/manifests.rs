@@ -171,6 +171,8 @@ fn real_tools_agree_on_fresh_manifests() {
 
     for input in [&file, &root] {
         let out = dir.path().join("ours.torrent");
+        // `create` never replaces an existing manifest with another one.
+        let _ = std::fs::remove_file(&out);
         let ours = share_json(&[
             "create",
             input.to_str().unwrap(),

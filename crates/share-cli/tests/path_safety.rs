@@ -1,14 +1,15 @@
 //! A manifest cannot make `share fetch` write outside `OUT`: names with `..`, absolute names
 //! and names with separators are refused as bad input before anything is created, and a
-//! symbolic link already inside `OUT` (a directory, a file, or `OUT` itself) is refused
-//! instead of written through. The files the links point at are never touched.
+//! symbolic link already inside `OUT` (a directory, a file, or `OUT` itself, however the
+//! path is spelt) is refused instead of written through (exit 2). The files the links point
+//! at are never touched.
 
 mod common;
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use common::share;
+use common::{share, share_cmd};
 
 /// A multi-file manifest whose one file has the raw path components `path`.
 fn manifest_with_path(path: &[&str]) -> Vec<u8> {
@@ -105,7 +106,7 @@ fn symlinks_inside_out_are_not_written_through() {
     std::fs::create_dir(&out).unwrap();
     symlink(&outside, out.join("disc")).unwrap();
     let (code, err) = fetch(&m, &out);
-    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains(&format!(
             "refusing to write through {}: it is a symbolic link",
@@ -119,7 +120,7 @@ fn symlinks_inside_out_are_not_written_through() {
     std::fs::create_dir(&out).unwrap();
     symlink(&victim, out.join("cover.txt")).unwrap();
     let (code, err) = fetch(&m, &out);
-    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("it is a symbolic link"), "{err}");
 
     // A single-file torrent whose OUT is itself a link to a file elsewhere.
@@ -138,7 +139,7 @@ fn symlinks_inside_out_are_not_written_through() {
     let link = dir.path().join("out3.bin");
     symlink(&victim, &link).unwrap();
     let (code, err) = fetch(&sm, &link);
-    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("it is a symbolic link"), "{err}");
 
     assert_eq!(tree(&outside), ["victim.txt"], "nothing new outside OUT");
@@ -147,4 +148,96 @@ fn symlinks_inside_out_are_not_written_through() {
         b"precious",
         "the target is untouched"
     );
+}
+
+/// `share fetch` run from `cwd` with `args` after the manifest, against a peer that is not
+/// there (the refusals come before any connection).
+fn fetch_in(cwd: &Path, manifest: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let r = share_cmd()
+        .current_dir(cwd)
+        .arg("fetch")
+        .arg(manifest)
+        .args(args)
+        .args(["--peer", "127.0.0.1:1", "--no-seed"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (r.status.code(), String::from_utf8_lossy(&r.stderr).into_owned())
+}
+
+/// Every spelling of a link as the output is refused with a sentence naming it as spelt,
+/// and nothing is written through it: `lnk`, `./lnk`, `a/../lnk` (resolved by the kernel,
+/// through a linked `a`, not lexically), and a link where the torrent's own directory goes
+/// below a `-d` directory. A `-d` directory that is itself a link is the user's choice and
+/// is followed (tested with a real download in `output_safety.rs`).
+#[test]
+fn a_link_as_the_output_is_refused_however_it_is_spelt() {
+    let dir = tempfile::tempdir().unwrap();
+    let single = dir.path().join("one.bin");
+    std::fs::write(&single, vec![1u8; 20_000]).unwrap();
+    let sm = dir.path().join("one.torrent");
+    let tracker = ["--tracker", "http://127.0.0.1:1/announce"];
+    let made = share(
+        &[
+            &["create", single.to_str().unwrap(), "-o", sm.to_str().unwrap()],
+            &tracker[..],
+        ]
+        .concat(),
+    );
+    assert!(made.status.success());
+    let work = dir.path().join("work");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(work.join("a")).unwrap();
+    std::fs::create_dir_all(elsewhere.join("sub")).unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, b"precious").unwrap();
+    symlink(&victim, work.join("lnk")).unwrap();
+    for spelt in ["lnk", "./lnk", "a/../lnk"] {
+        let (code, err) = fetch_in(&work, &sm, &["-o", spelt]);
+        assert_eq!(code, Some(2), "{spelt}: {err}");
+        assert_eq!(
+            err.trim_end(),
+            format!("share: refusing to write through {spelt}: it is a symbolic link"),
+            "{spelt}"
+        );
+    }
+    // `b` links to elsewhere/sub, so `b/../lnk` is elsewhere/lnk, whatever `./lnk` is.
+    symlink(elsewhere.join("sub"), work.join("b")).unwrap();
+    symlink(&victim, elsewhere.join("lnk")).unwrap();
+    let (code, err) = fetch_in(&work, &sm, &["-o", "b/../lnk"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("refusing to write through b/../lnk: it is a symbolic link"),
+        "{err}"
+    );
+
+    // A directory torrent whose own directory below -d is a link to a directory elsewhere.
+    let album = dir.path().join("album");
+    std::fs::create_dir_all(album.join("disc")).unwrap();
+    std::fs::write(album.join("disc/track.bin"), vec![7u8; 40_000]).unwrap();
+    let am = dir.path().join("album.torrent");
+    let made = share(
+        &[
+            &["create", album.to_str().unwrap(), "-o", am.to_str().unwrap()],
+            &tracker[..],
+        ]
+        .concat(),
+    );
+    assert!(made.status.success());
+    let downloads = work.join("downloads");
+    std::fs::create_dir(&downloads).unwrap();
+    symlink(&elsewhere, downloads.join("album")).unwrap();
+    let (code, err) = fetch_in(&work, &am, &["-d", "downloads"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("refusing to write through downloads/album: it is a symbolic link"),
+        "{err}"
+    );
+
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"precious",
+        "the target is untouched"
+    );
+    assert_eq!(tree(&elsewhere), ["lnk", "sub"], "nothing written through a link");
 }

@@ -1,6 +1,7 @@
 //! Every tunable of a torrent, with its default in one `impl Default`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How a torrent behaves. Field docs give the reasons for the defaults.
@@ -60,6 +61,13 @@ pub struct Config {
     pub client_name: String,
     /// Our chat nickname (at most 32 bytes).
     pub nick: String,
+    /// Where resume records are kept (`record.rs`): which output files this torrent created,
+    /// so a rerun may resume into them. `None` keeps none: then an existing file is used only
+    /// if all of its pieces verify. Front-ends pass the user's state directory.
+    pub state_dir: Option<PathBuf>,
+    /// Use existing output files even when we did not create them and their data does not
+    /// match (they are resized and overwritten). Off: such files are refused untouched.
+    pub overwrite: bool,
 }
 
 impl Default for Config {
@@ -88,6 +96,8 @@ impl Default for Config {
             progress_interval: Duration::from_millis(250),
             client_name: format!("share {}", env!("CARGO_PKG_VERSION")),
             nick: "anon".into(),
+            state_dir: None,
+            overwrite: false,
         }
     }
 }

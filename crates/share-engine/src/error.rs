@@ -29,6 +29,24 @@ pub enum TorrentError {
         /// Why.
         why: &'static str,
     },
+    /// An output path that cannot be used as asked (a file where a directory must go, or
+    /// the reverse): bad input, named by the path.
+    #[error("cannot save to {}: {why}", path.display())]
+    BadOutput {
+        /// The path as the caller spelt it.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// Existing data we did not write and that is not this torrent's: never destroyed
+    /// unless the caller asks for it (`Config::overwrite`).
+    #[error("refusing to use {}: {why}", path.display())]
+    NotOurs {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is there and why it cannot be used.
+        why: String,
+    },
     /// The listen socket could not be bound.
     #[error("cannot listen for peers on {addr}")]
     Listen {
@@ -47,6 +65,15 @@ impl TorrentError {
     /// device (os error 28)"): what a front-end shows when the torrent stops.
     pub fn chain(&self) -> String {
         chain(self)
+    }
+
+    /// Whether the caller's input is at fault (an output path that cannot or must not be
+    /// written), rather than something failing while running.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            TorrentError::UnsafeOutput { .. } | TorrentError::BadOutput { .. } | TorrentError::NotOurs { .. }
+        )
     }
 }
 

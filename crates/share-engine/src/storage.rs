@@ -3,9 +3,11 @@
 //! the blocking pool, never on the async workers.
 //!
 //! Output safety: every path is the output root joined with components the metainfo parser
-//! already checked (no `..`, not absolute, no empty parts), and before a file is created each
-//! existing ancestor below the root is checked not to be a symlink, so a manifest cannot make
-//! us write outside the output.
+//! already checked (no `..`, not absolute, no empty parts), and before a file is created
+//! [`check_output`] walks every component below the root, however the paths are spelt, and
+//! refuses a symbolic link anywhere there (so neither a manifest nor a planted link can make
+//! us write outside the output). Which existing files may be written at all is decided
+//! before this, in `claim.rs`.
 //!
 //! BEP 47 pad files (`FileSpan::pad`) are never opened or created: reads of their ranges
 //! give zeros, writes to them are dropped.
@@ -25,7 +27,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
@@ -110,16 +112,17 @@ impl FileStorage {
     ) -> Result<Self, TorrentError> {
         let mut files = Vec::with_capacity(paths.len());
         let mut direct_files = Vec::with_capacity(paths.len());
+        check_output(root, &paths)?;
         for (f, path) in layout.files().iter().zip(&paths) {
             if f.pad {
                 files.push(None);
                 direct_files.push(None);
                 continue;
             }
-            check_no_symlinks(root, path)?;
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|source| storage_err("create", parent, source))?;
-                check_no_symlinks(root, path)?;
+                // Again, now that the directories exist: one must not have become a link.
+                check_output(root, std::slice::from_ref(path))?;
             }
             let file = OpenOptions::new()
                 .read(true)
@@ -298,27 +301,81 @@ fn storage_err(op: &'static str, path: &Path, source: io::Error) -> TorrentError
     }
 }
 
-/// Refuses when `path` or any ancestor strictly below `root` is a symlink (or a non-directory
-/// ancestor): a manifest's file must land inside the output, not where a link points.
-fn check_no_symlinks(root: &Path, path: &Path) -> Result<(), TorrentError> {
-    let Ok(rel) = path.strip_prefix(root) else {
-        return Ok(());
-    };
-    let mut at = root.to_path_buf();
-    for c in rel.components() {
-        at.push(c);
-        match at.symlink_metadata() {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(TorrentError::UnsafeOutput {
-                    path: at,
-                    why: "it is a symbolic link",
-                })
+/// Checks every output path before anything is created: each must lie below `root` (the
+/// directory that receives the output), `root` and its ancestors must be directories where
+/// they exist, and no component from the first one below `root` down to the file may be a
+/// symbolic link or a non-directory on the way. Paths are made absolute against the current
+/// directory by joining, never by resolving `..` lexically: `a/..` is wherever the kernel
+/// says (the parent of what `a` points at, when `a` is a link), so each component is looked
+/// up through the same path the file will be opened by. Links in `root` itself and above it
+/// are followed: that is the directory the user chose.
+pub fn check_output(root: &Path, paths: &[PathBuf]) -> Result<(), TorrentError> {
+    for a in root.ancestors() {
+        if a.as_os_str().is_empty() {
+            break;
+        }
+        match a.metadata() {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => return Err(bad_output(a, "it is not a directory")),
+            Err(_) => {}
+        }
+    }
+    let abs_root = absolute(root)?;
+    for path in paths {
+        let abs = absolute(path)?;
+        let rel = abs.strip_prefix(&abs_root).map_err(|_| {
+            TorrentError::Internal(format!(
+                "output file {} is not inside its root {}",
+                path.display(),
+                root.display()
+            ))
+        })?;
+        let parts: Vec<_> = rel.components().collect();
+        if parts.is_empty() || parts.iter().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(bad_output(
+                path,
+                "it is not a file name below the output directory",
+            ));
+        }
+        let (mut at, mut shown) = (abs_root.clone(), root.to_path_buf());
+        for (i, c) in parts.iter().enumerate() {
+            at.push(c);
+            shown.push(c);
+            let last = i + 1 == parts.len();
+            match at.symlink_metadata() {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(TorrentError::UnsafeOutput {
+                        path: shown,
+                        why: "it is a symbolic link",
+                    })
+                }
+                Ok(m) if last && m.is_dir() => return Err(bad_output(&shown, "it is a directory")),
+                Ok(m) if !last && !m.is_dir() => return Err(bad_output(&shown, "it is not a directory")),
+                Ok(_) => {}
+                // Nothing below a missing component exists yet; other errors surface when
+                // the file is opened, with their own cause.
+                Err(_) => break,
             }
-            Ok(_) => {}
-            Err(_) => break,
         }
     }
     Ok(())
+}
+
+/// `path` made absolute against the current directory, components kept as spelt.
+fn absolute(path: &Path) -> Result<PathBuf, TorrentError> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|source| storage_err("find the current directory of", path, source))?;
+    Ok(cwd.join(path))
+}
+
+fn bad_output(path: &Path, why: &str) -> TorrentError {
+    TorrentError::BadOutput {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    }
 }
 
 /// Reads `len` bytes at `offset` into a new aligned buffer, returned as `Bytes` without a copy.

@@ -49,7 +49,9 @@ pub struct Params {
     pub meta: Arc<Metainfo>,
     /// Where each file of the manifest's layout is (see `storage::output_paths`).
     pub paths: Vec<PathBuf>,
-    /// The directory no file may be written outside of.
+    /// The directory that receives the output (the parent of the file, or of a directory
+    /// torrent's own directory): no file may be written outside it, and no link below it
+    /// is followed (`storage::check_output`).
     pub root: PathBuf,
     /// Seed or fetch.
     pub mode: Mode,
@@ -316,7 +318,16 @@ impl Torrent {
         let existing = mode == Mode::Fetch && FileStorage::has_existing_data(&layout, &paths);
         let storage: Arc<dyn Storage> = match mode {
             Mode::Seed => Arc::new(FileStorage::open(layout, paths)?),
-            Mode::Fetch => Arc::new(FileStorage::create(layout, paths, &root, config.direct_writes)?),
+            Mode::Fetch => {
+                // Hashes whatever existing files we did not create before trusting them, so
+                // it runs on the blocking pool (`claim.rs`).
+                let (m, c) = (meta.clone(), config.clone());
+                let opened =
+                    tokio::task::spawn_blocking(move || crate::claim::open_for_fetch(&m, paths, &root, &c))
+                        .await
+                        .map_err(|e| TorrentError::Internal(e.to_string()))??;
+                Arc::new(opened)
+            }
             Mode::Chat => Arc::new(NoStorage),
         };
         let listener = TcpListener::bind(config.listen)

@@ -1,9 +1,11 @@
 //! `share create`: write a manifest for a file or directory, with a hashing progress bar.
 
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use share_proto::create::{self, CreateError, CreateOptions};
+use share_proto::metainfo::MAX_MANIFEST_LEN;
 use share_proto::InfoHash;
 
 use crate::exit::{Failure, Outcome};
@@ -19,6 +21,10 @@ pub struct Args {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub manifest: ManifestArgs,
+    /// Replace MANIFEST if it exists (without it, an existing file is left untouched: kept
+    /// when it already holds exactly these bytes, refused otherwise).
+    #[arg(long)]
+    pub force: bool,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -101,7 +107,17 @@ pub fn run(args: Args) -> Outcome {
         .clone()
         .unwrap_or_else(|| default_manifest_path(&args.path));
     let options = args.manifest.options()?;
-    let made = make(&args.path, &output, &options)?;
+    // An existing output is replaced only with --force; without it, it may stay only if it
+    // already holds exactly the bytes we would write (the same input and options).
+    let existing = match (args.force, output.symlink_metadata()) {
+        (false, Ok(m)) if m.is_file() && m.len() <= MAX_MANIFEST_LEN => {
+            let bytes = std::fs::read(&output).map_err(|_| already_exists(&output))?;
+            Some(bytes)
+        }
+        (false, Ok(_)) => return Err(already_exists(&output)),
+        _ => None,
+    };
+    let made = make(&args.path, &output, &options, existing.as_deref())?;
     if args.json {
         let event = serde_json::json!({
             "event": "created",
@@ -112,16 +128,16 @@ pub fn run(args: Args) -> Outcome {
             "piece_length": made.piece_len,
             "pieces": made.pieces,
         });
-        println!("{event}");
+        crate::exit::print(&format!("{event}\n"));
     } else {
-        println!(
-            "wrote {}: info hash {}, {} in {} pieces of {}",
+        crate::exit::print(&format!(
+            "wrote {}: info hash {}, {} in {} pieces of {}\n",
             output.display(),
             made.info_hash,
             indicatif::HumanBytes(made.total_len),
             made.pieces,
             indicatif::HumanBytes(u64::from(made.piece_len))
-        );
+        ));
     }
     Ok(())
 }
@@ -155,8 +171,22 @@ pub struct Made {
     pub pieces: usize,
 }
 
-/// Scans and hashes `path` with a progress bar and writes the manifest to `output`.
-pub fn make(path: &Path, output: &Path, options: &CreateOptions) -> Result<Made, Failure> {
+fn already_exists(output: &Path) -> Failure {
+    Failure::input(anyhow!(
+        "{} already exists; pass --force to replace it",
+        output.display()
+    ))
+}
+
+/// Scans and hashes `path` with a progress bar and writes the manifest to `output`. With
+/// `existing` (the bytes already at `output`), nothing is written: they must be the
+/// manifest's bytes, or this is the refusal naming `--force`.
+pub fn make(
+    path: &Path,
+    output: &Path,
+    options: &CreateOptions,
+    existing: Option<&[u8]>,
+) -> Result<Made, Failure> {
     let source = create::scan(path).map_err(input_or_runtime)?;
     let piece_len = options
         .piece_len
@@ -167,14 +197,29 @@ pub fn make(path: &Path, output: &Path, options: &CreateOptions) -> Result<Made,
         create::hash_pieces(&source, piece_len, threads, &|n| bar.inc(n)).map_err(input_or_runtime)?;
     bar.finish_and_clear();
     let (bytes, info_hash) = create::encode(&source, piece_len, &pieces, options);
-    manifest::write_atomically(output, &bytes)
-        .map_err(|e| Failure::runtime(anyhow!("cannot write manifest {}: {e}", output.display())))?;
+    match existing {
+        Some(old) if old == bytes.as_slice() => {}
+        Some(_) => return Err(already_exists(output)),
+        None => write(output, &bytes)?,
+    }
     Ok(Made {
         info_hash,
         name: source.name,
         total_len: source.layout.total_len(),
         piece_len,
         pieces: pieces.len(),
+    })
+}
+
+fn write(output: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    manifest::write_atomically(output, bytes).map_err(|e| {
+        // A directory that is missing or is a file, or a manifest path that is a directory,
+        // is the user's input at fault; a full or read-only disk is not.
+        let failure = match e.kind() {
+            ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::IsADirectory => Failure::input,
+            _ => Failure::runtime,
+        };
+        failure(anyhow!("cannot write manifest {}: {e}", output.display()))
     })
 }
 

@@ -3,9 +3,10 @@
 //! the rest is fetched.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
+use share_engine::error::TorrentError;
 use share_engine::storage::output_paths;
 use share_engine::{Config, Mode, Params, Torrent};
 
@@ -21,9 +22,21 @@ pub const INTERRUPTED: i32 = 130;
 pub struct Args {
     /// The .torrent manifest.
     pub manifest: PathBuf,
-    /// Where to save: the file, or the directory of a multi-file torrent.
-    #[arg(short, long, value_name = "OUT")]
-    pub output: PathBuf,
+    /// Save as exactly this path: the file, or a directory torrent's own directory
+    /// [default: ./NAME, the torrent's name in the current directory].
+    #[arg(short, long, value_name = "PATH", conflicts_with = "dir")]
+    pub output: Option<PathBuf>,
+    /// Save into this directory, as DIR/NAME (a link here is followed: it is your choice).
+    #[arg(short, long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Use existing files even if share did not create them and their data differs: they
+    /// are resized and overwritten (without it they are refused untouched).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Where resume records are kept [default: $SHARE_STATE_DIR, else
+    /// $XDG_DATA_HOME/share, else ~/.local/share/share].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// A peer to connect to directly (HOST:PORT); repeat for several. Works with no tracker.
     #[arg(long = "peer", value_name = "HOST:PORT")]
     pub peers: Vec<String>,
@@ -73,23 +86,29 @@ async fn fetch(args: Args) -> Outcome {
             args.manifest.display()
         )));
     }
-    let out = args.output.clone();
-    if !meta.info.multi_file && out.is_dir() {
+    let name = &meta.info.name;
+    let out = match (&args.output, &args.dir) {
+        (Some(o), _) => o.clone(),
+        (None, Some(d)) => d.join(name),
+        (None, None) => PathBuf::from(name),
+    };
+    if out.file_name().is_none() {
         return Err(Failure::input(anyhow!(
-            "{} is a directory; give the file to save {} as (e.g. {})",
-            out.display(),
-            meta.info.name,
-            out.join(&meta.info.name).display()
+            "-o {} does not end in a name to save {name} as; give one, or use -d DIR to save it as DIR/{name}",
+            out.display()
         )));
     }
-    let root = if meta.info.multi_file {
-        out.clone()
-    } else {
-        match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
-    };
+    if !meta.info.multi_file && out.is_dir() {
+        return Err(Failure::input(anyhow!(
+            "{} is a directory; give the file to save {name} as (e.g. {}), or use -d {} to save it inside",
+            out.display(),
+            out.join(name).display(),
+            out.display()
+        )));
+    }
+    // The directory that receives the output: links in it (and above) are the user's; the
+    // engine refuses any link from the output's own name down.
+    let root = out.parent().map(Path::to_path_buf).unwrap_or_default();
     let listen = crate::run::peer_listen(args.port).await;
     let params = Params {
         paths: output_paths(&meta, &out),
@@ -101,10 +120,12 @@ async fn fetch(args: Args) -> Outcome {
         config: Config {
             listen,
             nick: args.nick.clone().unwrap_or_else(crate::run::default_nick),
+            state_dir: state_dir(args.state_dir.clone()),
+            overwrite: args.overwrite,
             ..Config::default()
         },
     };
-    let torrent = Torrent::start(params).await.map_err(Failure::runtime)?;
+    let torrent = Torrent::start(params).await.map_err(start_failure)?;
     let mut render = Render::new(args.json, &meta.info.name);
     render.emit(
         serde_json::json!({
@@ -119,7 +140,7 @@ async fn fetch(args: Args) -> Outcome {
             Some(format!(
                 "fetching {} ({}) into {}",
                 meta.info.name,
-                indicatif::HumanBytes(meta.total_len()),
+                indicatif::HumanBytes(meta.content_len()),
                 out.display()
             ))
         },
@@ -147,5 +168,36 @@ async fn fetch(args: Args) -> Outcome {
                 stats.pieces_total
             ),
         )),
+    }
+}
+
+/// The state directory: `--state-dir`, else `$SHARE_STATE_DIR`, else the platform data
+/// directory (`$XDG_DATA_HOME/share` or `~/.local/share/share`). `None` only when there is
+/// no home either; then no record is kept and only verifying files are reused.
+pub fn state_dir(flag: Option<PathBuf>) -> Option<PathBuf> {
+    let env = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    flag.or_else(|| env("SHARE_STATE_DIR"))
+        .or_else(|| {
+            env("XDG_DATA_HOME")
+                .filter(|p| p.is_absolute())
+                .map(|p| p.join("share"))
+        })
+        .or_else(|| env("HOME").map(|h| h.join(".local/share/share")))
+}
+
+/// A torrent that cannot start: an output that must not or cannot be used is bad input
+/// (exit 2), with what to do about it; anything else is a runtime failure.
+fn start_failure(e: TorrentError) -> Failure {
+    match e {
+        TorrentError::NotOurs { .. } => Failure::input(anyhow!(
+            "{}; move it away, save elsewhere with -o or -d, or pass --overwrite to let share overwrite it",
+            e.chain()
+        )),
+        e if e.is_bad_input() => Failure::input(anyhow!(e.chain())),
+        e => Failure::runtime(e),
     }
 }

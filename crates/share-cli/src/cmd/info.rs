@@ -28,9 +28,13 @@ pub struct Args {
 pub fn run(args: Args) -> Outcome {
     let m = manifest::load(&args.manifest)?;
     if args.json {
-        println!("{}", crate::render::json_text(&to_json(&m)));
+        crate::exit::print(&format!(
+            "{}
+",
+            crate::render::json_text(&to_json(&m))
+        ));
     } else {
-        print!("{}", to_text(&m));
+        crate::exit::print(&to_text(&m));
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod create;
+pub mod existing;
 pub mod fetch;
 pub mod info;
 pub mod seed;

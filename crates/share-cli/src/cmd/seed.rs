@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use share_engine::storage::output_paths;
 use share_engine::{Config, Mode, Params, Torrent};
 
-use crate::cmd::create::{default_manifest_path, make, ManifestArgs};
+use crate::cmd::create::{default_manifest_path, make, Made, ManifestArgs};
 use crate::exit::{Failure, Outcome};
 use crate::render::Render;
 use crate::run::{announce_host, bind_or_any, drive, Ended};
@@ -38,6 +38,10 @@ pub struct Args {
     /// Chat nickname [default: your login name].
     #[arg(long)]
     pub nick: Option<String>,
+    /// Replace an existing manifest at MANIFEST even if it describes other data (without
+    /// it, one that describes this data is seeded as it is, and any other is refused).
+    #[arg(long)]
+    pub force: bool,
     /// Newline-delimited JSON events on stdout instead of bars.
     #[arg(long)]
     pub json: bool,
@@ -54,25 +58,56 @@ async fn seed(args: Args) -> Outcome {
         .output
         .clone()
         .unwrap_or_else(|| default_manifest_path(&args.path));
+    // An existing manifest there is kept when it describes this data (same info hash, same
+    // trackers), and refused otherwise unless --force (`existing.rs`).
+    let reused = if !args.force && output.symlink_metadata().is_ok() {
+        let (path, out, margs) = (args.path.clone(), output.clone(), args.manifest.clone());
+        let meta = tokio::task::spawn_blocking(move || crate::cmd::existing::check(&path, &out, &margs))
+            .await
+            .map_err(|e| Failure::runtime(anyhow!("checking {} failed: {e}", output.display())))??;
+        options.trackers = meta.trackers();
+        Some(meta)
+    } else {
+        None
+    };
     let (stop_tracker, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut tracker = None;
     let mut tracker_note = " (embedded)".to_string();
-    if options.trackers.is_empty() {
-        let preferred = SocketAddr::from(([0, 0, 0, 0], args.tracker_port.unwrap_or(DEFAULT_TRACKER_PORT)));
-        let listener = match args.tracker_port {
-            Some(_) => tokio::net::TcpListener::bind(preferred).await,
-            None => bind_or_any(preferred).await,
+    let listener = match (&reused, options.trackers.is_empty()) {
+        (None, true) => {
+            let preferred =
+                SocketAddr::from(([0, 0, 0, 0], args.tracker_port.unwrap_or(DEFAULT_TRACKER_PORT)));
+            let listener = match args.tracker_port {
+                Some(_) => tokio::net::TcpListener::bind(preferred).await,
+                None => bind_or_any(preferred).await,
+            }
+            .map_err(|e| {
+                Failure::runtime(anyhow!("cannot start the embedded tracker on {preferred}: {e}"))
+            })?;
+            let port = listener.local_addr().map_err(Failure::runtime)?.port();
+            if args.tracker_port.is_none() && port != preferred.port() {
+                tracker_note = format!(
+                    " (embedded; port {} was taken, so it took {port})",
+                    preferred.port()
+                );
+            }
+            let url = tracker_http::announce_url(SocketAddr::new(announce_host(args.announce_host), port));
+            options.trackers = vec![url];
+            Some(listener)
         }
-        .map_err(|e| Failure::runtime(anyhow!("cannot start the embedded tracker on {preferred}: {e}")))?;
-        let port = listener.local_addr().map_err(Failure::runtime)?.port();
-        if args.tracker_port.is_none() && port != preferred.port() {
-            tracker_note = format!(
-                " (embedded; port {} was taken, so it took {port})",
-                preferred.port()
-            );
+        // A kept manifest whose tracker is an embedded one on this machine (an earlier
+        // `share seed`): serve it again on its port, unless something already does.
+        (Some(meta), false) if args.manifest.trackers.is_empty() && made_by_share(meta) => {
+            match local_tracker_port(&options.trackers) {
+                Some(port) => tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
+                    .await
+                    .ok(),
+                None => None,
+            }
         }
-        let url = tracker_http::announce_url(SocketAddr::new(announce_host(args.announce_host), port));
-        options.trackers = vec![url];
+        _ => None,
+    };
+    if let Some(listener) = listener {
         let t = tracker_http::Tracker::new(tracker_http::Config::default());
         let serving = t.clone();
         tokio::spawn(async move {
@@ -84,11 +119,23 @@ async fn seed(args: Args) -> Outcome {
         });
         tracker = Some(t);
     }
-    let (path, out) = (args.path.clone(), output.clone());
-    let opts = options.clone();
-    let made = tokio::task::spawn_blocking(move || make(&path, &out, &opts))
-        .await
-        .map_err(|e| Failure::runtime(anyhow!("hashing failed: {e}")))??;
+    let kept = reused.is_some();
+    let made = match reused {
+        Some(meta) => Made {
+            info_hash: meta.info_hash,
+            name: meta.info.name.clone(),
+            total_len: meta.total_len(),
+            piece_len: meta.info.piece_length,
+            pieces: meta.info.pieces.len(),
+        },
+        None => {
+            let (path, out) = (args.path.clone(), output.clone());
+            let opts = options.clone();
+            tokio::task::spawn_blocking(move || make(&path, &out, &opts, None))
+                .await
+                .map_err(|e| Failure::runtime(anyhow!("hashing failed: {e}")))??
+        }
+    };
     if let Some(t) = &tracker {
         t.set_name(made.info_hash, &made.name);
     }
@@ -119,15 +166,17 @@ async fn seed(args: Args) -> Outcome {
             "manifest": output,
             "trackers": options.trackers,
             "embedded_tracker": tracker.is_some(),
+            "existing_manifest": kept,
             "listen": torrent.listen_addr(),
         }),
         || {
             Some(format!(
-                "seeding {} ({}) from {}\n  manifest: {} (info hash {})\n  tracker:  {}{}\n  peers connect on port {}; Ctrl-C to stop",
+                "seeding {} ({}) from {}\n  manifest: {}{} (info hash {})\n  tracker:  {}{}\n  peers connect on port {}; Ctrl-C to stop",
                 made.name,
                 indicatif::HumanBytes(made.total_len),
                 args.path.display(),
                 output.display(),
+                if kept { ", the existing one" } else { "" },
                 made.info_hash,
                 options.trackers.join(", "),
                 if tracker.is_some() { tracker_note.as_str() } else { "" },
@@ -143,4 +192,26 @@ async fn seed(args: Args) -> Outcome {
         Ended::Fatal(message) => Err(Failure::runtime(anyhow!(message))),
         Ended::Interrupted | Ended::Complete => Ok(()),
     }
+}
+
+/// Whether `share` wrote this manifest (then its tracker may be one we embedded).
+fn made_by_share(meta: &share_proto::metainfo::Metainfo) -> bool {
+    meta.created_by
+        .as_deref()
+        .is_some_and(|c| c.starts_with("share "))
+}
+
+/// The port of the first tracker URL that points at this machine (`http://IP:PORT/...` with
+/// a loopback, unspecified or local interface address), as an earlier `share seed` writes.
+fn local_tracker_port(urls: &[String]) -> Option<u16> {
+    let local: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map(|a| a.into_iter().map(|i| i.ip()).collect())
+        .unwrap_or_default();
+    urls.iter().find_map(|url| {
+        let rest = url.strip_prefix("http://")?;
+        let authority = rest.split('/').next()?;
+        let addr: SocketAddr = authority.parse().ok()?;
+        let ip = addr.ip();
+        (ip.is_loopback() || ip.is_unspecified() || local.contains(&ip)).then_some(addr.port())
+    })
 }

@@ -12,9 +12,21 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
 
+/// The state directory every `share` run by the tests uses (resume records): cargo's
+/// scratch directory for tests, never the real home. Records are keyed by the output's
+/// canonical path, so tests in their own temporary directories never share one.
+pub const STATE_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/share-state");
+
+/// `share` as a command with the tests' state directory.
+pub fn share_cmd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_share"));
+    cmd.env("SHARE_STATE_DIR", STATE_DIR);
+    cmd
+}
+
 /// Runs `share` with `args` and no standard input.
 pub fn share(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_share"))
+    share_cmd()
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()

@@ -52,6 +52,7 @@ impl Proc {
 
     fn start(mut cmd: Command, stdin: Stdio) -> Self {
         let mut child = cmd
+            .env("SHARE_STATE_DIR", super::STATE_DIR)
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
