@@ -8,27 +8,21 @@ use share_proto::geometry::Block;
 use share_proto::wire::Message;
 
 use super::{request_of, Conn, RELEASED_MEMORY};
-use crate::error::PeerError;
+use crate::error::{PeerError, Violation};
 use crate::picker::Received;
 use crate::torrent::PeerCmd;
 
 impl Conn {
     pub(super) fn on_piece(&mut self, index: u32, begin: u32, data: Bytes) -> Result<(), PeerError> {
         let Some(block) = self.shared.geometry.check_block(index, begin, data.len() as u32) else {
-            return Err(PeerError::Protocol(format!(
-                "piece data at {begin} of piece {index} is outside the torrent"
-            )));
+            return Err(Violation::DataOutOfRange { index, begin }.into());
         };
         match self.outstanding.iter().position(|b| *b == block) {
             Some(pos) => {
                 self.outstanding.remove(pos);
             }
             None if self.released.contains(&(index, begin)) => {}
-            None => {
-                return Err(PeerError::Protocol(format!(
-                    "piece data at {begin} of piece {index} that we never requested"
-                )))
-            }
+            None => return Err(Violation::Unrequested { index, begin }.into()),
         }
         self.last_block = Instant::now();
         self.timeouts = 0;
