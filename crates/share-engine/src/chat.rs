@@ -106,8 +106,8 @@ impl ChatState {
     }
 
     /// Whether a new line from `link` may be shown (budgets 3 and 4 of `chat_limits.rs`).
-    fn admit(&mut self, now: Instant, link: PeerKey) -> Result<bool, Violation> {
-        match self.limits.line(now, link) {
+    fn admit(&mut self, now: Instant, link: PeerKey, own: bool) -> Result<bool, Violation> {
+        match self.limits.line(now, link, own) {
             Verdict::Pass => Ok(true),
             Verdict::Drop => {
                 self.dropped += 1;
@@ -206,7 +206,7 @@ impl Shared {
                 st.chat.dropped += u64::from(misdirected);
                 return Ok(());
             }
-            if !st.chat.admit(now, key)? {
+            if !st.chat.admit(now, key, true)? {
                 return Ok(());
             }
             st.chat.remember(&m);
@@ -215,7 +215,7 @@ impl Shared {
                 return Ok(());
             }
             // Only a line about to be shown counts against the link's share and the screen.
-            if !st.chat.admit(now, key)? {
+            if !st.chat.admit(now, key, m.origin == from)? {
                 return Ok(());
             }
             st.chat.remember(&m);

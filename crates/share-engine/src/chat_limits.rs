@@ -8,7 +8,7 @@
 //!    500 drops within 10 s disconnect it.
 //! 2. **Per author** (burst 40, then 10/s): an author typing far faster than people do is
 //!    throttled; if it keeps flooding over its own connection, that connection is cut.
-//! 3. **New lines per connection** (burst 40, then a fair share of the screen): only
+//! 3. **New lines per connection** (burst 80, then a fair share of the screen): only
 //!    messages that would be shown count (not duplicates, so a relay in a busy mesh is not
 //!    charged for lines others brought first). The share is three quarters of the screen
 //!    rate divided among the connections that brought a line in the last 10 s (at most
@@ -17,13 +17,16 @@
 //!    disconnect the link: it keeps relaying over its budget.
 //! 4. **The screen** (burst 60, then 20 lines/s across every connection): at most
 //!    60 + 20·t lines in t seconds (260 in 10 s) are shown, whatever the number of
-//!    connections and origins. Busy links (more than a line past their share lately) may
-//!    only take the upper half of it; the lower half (30 lines) is kept for quiet links, so
+//!    connections and origins. Lines relayed by busy links (more than a line past their
+//!    share lately) may only take the upper half of it; the lower half (30 lines) is kept
+//!    for quiet links and for a peer's own lines over its own connection (those are bounded
+//!    by the author budget, which a peer cannot dodge on its own link), so
 //!    links spending their bursts together cannot crowd out a chatter who types at human
 //!    speed. Each link's first two lines count as quiet, so about 15 links starting a flood
 //!    at once can still empty the reserve until it refills (1.5 s).
 //!
-//! Per-link bursts of 40 leave room for the 20-message history each side sends after the extension
+//! Bursts of 40 per author and 80 per link leave room for the 20-message history and for a
+//! relay that just forwarded one author's whole burst; they cover the 20-message history each side sends after the extension
 //! handshake. Everything here is pure: callers pass the time, tests simulate it.
 
 use std::collections::HashMap;
@@ -55,7 +58,7 @@ pub(crate) const PER_AUTHOR: Rate = Rate {
 };
 /// New lines brought by one connection; `per_second` is the most its fair share can be.
 pub(crate) const LINES_PER_LINK: Rate = Rate {
-    burst: 40.0,
+    burst: 80.0,
     per_second: 10.0,
     drops_to_cut: 40,
 };
@@ -191,8 +194,9 @@ impl Limits {
         }
     }
 
-    /// Budgets 3 and 4: a new line that `link` brings, about to be shown.
-    pub fn line(&mut self, now: Instant, link: PeerKey) -> Verdict {
+    /// Budgets 3 and 4: a new line that `link` brings, about to be shown; `own` when its
+    /// author is the peer at the other end of `link`.
+    pub fn line(&mut self, now: Instant, link: PeerKey, own: bool) -> Verdict {
         let active = self
             .links
             .iter()
@@ -213,7 +217,7 @@ impl Limits {
             None => return Verdict::Cut("keeps relaying new lines over its share of the screen"),
         }
         let screen = self.screen.level(now, SCREEN, SCREEN.per_second);
-        if !quiet && screen < SCREEN.burst / 2.0 {
+        if !quiet && !own && screen < SCREEN.burst / 2.0 {
             return Verdict::Drop;
         }
         match self.screen.check(now, SCREEN, SCREEN.per_second) {
@@ -246,7 +250,7 @@ mod tests {
                 return v;
             }
         }
-        l.line(now, link)
+        l.line(now, link, own)
     }
 
     #[test]
@@ -319,9 +323,9 @@ mod tests {
     }
 
     /// A patient attacker spreads itself over twenty links, each offering two lines a
-    /// second: over its fair share, so throttled, but not enough drops to be cut. The screen
-    /// bound holds, the links are held to their shares, and the honest chatter's lines (one
-    /// every 2 s) are all shown, from the first.
+    /// second: over its fair share, so soon busy and held to the upper half of the screen
+    /// budget, and too few drops to be cut. The screen bound holds, the links get a part of
+    /// what they offer, and the honest chatter's lines (one every 2 s) are all shown.
     #[test]
     fn many_patient_links_share_the_screen_and_the_honest_chatter_gets_through() {
         let t0 = Instant::now();
