@@ -152,6 +152,16 @@ impl Render {
                 json!({"event": "tracker_error", "url": url, "error": error}),
                 || Some(format!("tracker {}: {error} (retrying; carrying on with known peers)", tracker_name(url))),
             ),
+            Event::FileUnavailable { path, reason, pieces } => self.emit(
+                json!({"event": "file_unavailable", "path": path, "reason": reason, "pieces": pieces}),
+                || {
+                    Some(format!(
+                        "share: no longer serving {}: {reason} ({pieces} piece{} withheld; the rest is still served; restart to re-check)",
+                        path.display(),
+                        if *pieces == 1 { "" } else { "s" }
+                    ))
+                },
+            ),
             Event::Fatal(message) => self.emit(json!({"event": "error", "message": message}), || None),
             Event::Chat { from, nick, text, time_ms, direct, via } => self.emit(
                 json!({

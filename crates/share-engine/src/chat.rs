@@ -1,7 +1,8 @@
 //! The chat relay: room messages flooded over chat-capable connections with de-duplication
 //! by (origin, sequence) and a hop limit, so they reach peers not connected to their author
 //! exactly once; direct messages only over the direct connection; the last 20 room messages
-//! sent to every peer after its extension handshake; a per-connection rate limit.
+//! sent to every peer after its extension handshake. How much of it reaches the screen is
+//! bounded by `chat_limits.rs` (per connection, per author, and in total).
 //!
 //! Everything shown or emitted is sanitized first (`share_proto::chat::sanitize`), and so is
 //! what we forward, so a hostile author's escape sequences stop at the first `share` peer.
@@ -15,6 +16,8 @@ use bytes::Bytes;
 use share_proto::chat::{sanitize, truncate, ChatMessage, MAX_HOPS, MAX_NICK, MAX_TEXT};
 use share_proto::PeerId;
 
+use crate::chat_limits::{Limits, Verdict};
+use crate::error::Violation;
 use crate::event::Event;
 use crate::picker::PeerKey;
 use crate::torrent::{PeerCmd, Shared};
@@ -25,33 +28,6 @@ pub(crate) const CHAT_ID: u8 = 1;
 pub(crate) const HISTORY: usize = 20;
 /// (origin, sequence) pairs remembered for de-duplication.
 const SEEN: usize = 10_000;
-/// What one author may send: a burst (room for the 20 messages of history), then a steady
-/// rate far above typing speed; past that its messages are dropped, and an author that keeps
-/// flooding over its own connection is cut off.
-pub(crate) const PER_AUTHOR: Rate = Rate {
-    burst: 40.0,
-    per_second: 10.0,
-    drops_to_cut: 50,
-};
-/// What one connection may carry from all authors together (it relays a whole room): a
-/// looser cap against a peer inventing authors.
-pub(crate) const PER_LINK: Rate = Rate {
-    burst: 200.0,
-    per_second: 50.0,
-    drops_to_cut: 500,
-};
-/// Authors whose rate we track; past this the table starts afresh.
-const AUTHORS: usize = 1024;
-const FLOOD_WINDOW_SECS: u64 = 10;
-
-/// A token bucket's shape.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Rate {
-    burst: f64,
-    per_second: f64,
-    drops_to_cut: u32,
-}
-
 /// Why a chat message could not be sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -97,7 +73,7 @@ pub(crate) struct ChatState {
     seen_order: VecDeque<(PeerId, u64)>,
     pub history: VecDeque<ChatMessage>,
     pub dropped: u64,
-    authors: std::collections::HashMap<PeerId, Limiter>,
+    pub limits: Limits,
 }
 
 impl ChatState {
@@ -110,7 +86,7 @@ impl ChatState {
             seen_order: VecDeque::new(),
             history: VecDeque::new(),
             dropped: 0,
-            authors: std::collections::HashMap::new(),
+            limits: Limits::new(Instant::now()),
         }
     }
 
@@ -127,6 +103,18 @@ impl ChatState {
             }
         }
         true
+    }
+
+    /// Whether a new line from `link` may be shown (budgets 3 and 4 of `chat_limits.rs`).
+    fn admit(&mut self, now: Instant, link: PeerKey, own: bool) -> Result<bool, Violation> {
+        match self.limits.line(now, link, own) {
+            Verdict::Pass => Ok(true),
+            Verdict::Drop => {
+                self.dropped += 1;
+                Ok(false)
+            }
+            Verdict::Cut(why) => Err(Violation::ChatFlood(why)),
+        }
     }
 
     fn keep(&mut self, m: ChatMessage) {
@@ -153,51 +141,28 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A token bucket, per connection or per author.
-#[derive(Debug)]
-pub(crate) struct Limiter {
-    rate: Rate,
-    tokens: f64,
-    last: Instant,
-    drops: u32,
-    window: Instant,
-}
-
-impl Limiter {
-    pub fn new(rate: Rate) -> Self {
-        Self {
-            rate,
-            tokens: rate.burst,
-            last: Instant::now(),
-            drops: 0,
-            window: Instant::now(),
-        }
-    }
-
-    /// `Some(true)` to accept a message, `Some(false)` to drop it (throttled), `None` when
-    /// the peer has been flooding long enough to be cut off.
-    pub fn check(&mut self) -> Option<bool> {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate.per_second)
-            .min(self.rate.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return Some(true);
-        }
-        if now.duration_since(self.window).as_secs() >= FLOOD_WINDOW_SECS {
-            self.window = now;
-            self.drops = 0;
-        }
-        self.drops += 1;
-        (self.drops <= self.rate.drops_to_cut).then_some(false)
-    }
-}
-
 impl Shared {
-    /// A chat payload arrived from peer `key` (already within the connection's own rate).
-    /// Returns false when the sender itself is flooding and must be cut off.
-    pub(crate) fn chat_received(&self, key: PeerKey, from: PeerId, addr: SocketAddr, payload: &[u8]) -> bool {
+    /// A chat payload arrived from peer `key`. An error when that connection is flooding
+    /// and must be cut off.
+    pub(crate) fn chat_received(
+        &self,
+        key: PeerKey,
+        from: PeerId,
+        addr: SocketAddr,
+        payload: &[u8],
+    ) -> Result<(), Violation> {
+        let now = Instant::now();
+        {
+            let mut st = self.lock();
+            match st.chat.limits.payload(now, key) {
+                Verdict::Pass => {}
+                Verdict::Drop => {
+                    st.chat.dropped += 1;
+                    return Ok(());
+                }
+                Verdict::Cut(why) => return Err(Violation::ChatFlood(why)),
+            }
+        }
         let m = match ChatMessage::decode(payload) {
             Ok(m) => m,
             Err(e) => {
@@ -207,31 +172,19 @@ impl Shared {
                     addr,
                     reason: e.to_string(),
                 });
-                return true;
+                return Ok(());
             }
         };
         {
             let mut st = self.lock();
-            let chat = &mut st.chat;
-            if chat.authors.len() >= AUTHORS && !chat.authors.contains_key(&m.origin) {
-                chat.authors.clear();
-            }
-            match chat
-                .authors
-                .entry(m.origin)
-                .or_insert_with(|| Limiter::new(PER_AUTHOR))
-                .check()
-            {
-                Some(true) => {}
-                Some(false) => {
-                    chat.dropped += 1;
-                    return true;
+            // A flooding author is cut off if it is the sender; a relay only loses them.
+            match st.chat.limits.author(now, m.origin, m.origin == from) {
+                Verdict::Pass => {}
+                Verdict::Drop => {
+                    st.chat.dropped += 1;
+                    return Ok(());
                 }
-                // A flooding author is cut off if it is the sender; a relay only loses them.
-                None => {
-                    chat.dropped += 1;
-                    return m.origin != from;
-                }
+                Verdict::Cut(why) => return Err(Violation::ChatFlood(why)),
             }
         }
         let text = sanitize(&m.text);
@@ -242,21 +195,30 @@ impl Shared {
                 addr,
                 reason: "chat text is empty once cleaned".into(),
             });
-            return true;
+            return Ok(());
         }
         let mut st = self.lock();
         let mut onward = None;
         if let Some(to) = m.to {
             // Direct messages travel only over the connection from their author to their target.
             let misdirected = to != self.peer_id || m.origin != from;
-            if misdirected || !st.chat.remember(&m) {
+            if misdirected || st.chat.seen.contains(&(m.origin, m.seq)) {
                 st.chat.dropped += u64::from(misdirected);
-                return true;
+                return Ok(());
             }
+            if !st.chat.admit(now, key, true)? {
+                return Ok(());
+            }
+            st.chat.remember(&m);
         } else {
-            if m.origin == self.peer_id || !st.chat.remember(&m) {
-                return true;
+            if m.origin == self.peer_id || st.chat.seen.contains(&(m.origin, m.seq)) {
+                return Ok(());
             }
+            // Only a line about to be shown counts against the link's share and the screen.
+            if !st.chat.admit(now, key, m.origin == from)? {
+                return Ok(());
+            }
+            st.chat.remember(&m);
             let clean = ChatMessage {
                 nick: nick.clone(),
                 text: text.clone(),
@@ -295,7 +257,7 @@ impl Shared {
                 let _ = cmd.try_send(PeerCmd::Chat(payload.clone()));
             }
         }
-        true
+        Ok(())
     }
 
     /// The room history, encoded, for a peer that just finished its extension handshake.
@@ -388,26 +350,6 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limiter_throttles_then_cuts_off() {
-        let mut l = Limiter::new(PER_AUTHOR);
-        let burst = PER_AUTHOR.burst as usize;
-        let accepted = (0..burst).filter(|_| l.check() == Some(true)).count();
-        assert_eq!(accepted, burst, "a burst of history passes");
-        let mut outcome = Some(false);
-        let mut throttled = 0;
-        while outcome == Some(false) {
-            throttled += 1;
-            outcome = l.check();
-            assert!(throttled < 1000);
-        }
-        assert_eq!(outcome, None, "sustained flooding ends the connection");
-        assert!(
-            throttled > PER_AUTHOR.drops_to_cut as usize - 5,
-            "after throttling first: {throttled}"
-        );
-    }
 
     #[test]
     fn dedup_and_history() {

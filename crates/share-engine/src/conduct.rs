@@ -7,7 +7,9 @@
 //! for. They share the tally of shared pieces that failed their hash (`State::strikes`), and
 //! at `Config::ban_strikes` the peer id is banned (and the address, if we dialed it), so a
 //! peer that reconnects to try again is turned away. Timeouts and I/O errors are not
-//! violations: a slow or vanished peer is not hostile.
+//! violations: a slow or vanished peer is not hostile; nor is our own failure (a disk read
+//! that fails is the file changing under us, `PeerError::Local` a task of ours dying). The
+//! decision is made on the error's type, never on its text.
 
 use std::net::SocketAddr;
 
@@ -21,7 +23,7 @@ use crate::torrent::Shared;
 pub(crate) fn is_violation(error: &PeerError) -> bool {
     matches!(
         error,
-        PeerError::Wire(_) | PeerError::Bitfield(_) | PeerError::Protocol(_)
+        PeerError::Wire(_) | PeerError::Bitfield(_) | PeerError::Violation(_)
     )
 }
 
@@ -47,5 +49,40 @@ impl Shared {
     pub(crate) fn refused(&self, addr: SocketAddr, reason: String) {
         tracing::debug!(%addr, %reason, "connection refused");
         self.emit(Event::PeerRefused { addr, reason });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Refusal, Violation};
+
+    #[test]
+    fn only_the_peers_own_bytes_are_violations() {
+        let strikes = [
+            PeerError::Violation(Violation::HaveOutOfRange(7)),
+            PeerError::Violation(Violation::TooManyRequests(2000)),
+            PeerError::Violation(Violation::ChatFlood("x")),
+            PeerError::Wire(share_proto::wire::WireError::NotBitTorrent),
+        ];
+        for e in &strikes {
+            assert!(is_violation(e), "{e}");
+        }
+        let not = [
+            PeerError::Io(std::io::ErrorKind::BrokenPipe.into()),
+            PeerError::Timeout("nothing received for 180 s".into()),
+            PeerError::Refused(Refusal::Ourselves),
+            // Our disk read task dying is our failure, not the requester's.
+            PeerError::Local("disk read task failed: panicked".into()),
+        ];
+        for e in &not {
+            assert!(!is_violation(e), "{e}");
+        }
+        // Messages are unchanged by the typing: front-ends and tests read them.
+        assert_eq!(Refusal::Ourselves.to_string(), "connected to ourselves");
+        assert_eq!(
+            PeerError::from(Violation::TooManyRequests(250)).to_string(),
+            "more than 250 outstanding requests"
+        );
     }
 }

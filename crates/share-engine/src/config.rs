@@ -31,6 +31,11 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Requests unanswered this long are given to other peers; twice in a row closes.
     pub request_timeout: Duration,
+    /// Longest a write to a peer may make no progress. A peer whose receive window stays
+    /// shut this long is not reading; its connection closes, so it cannot pin a socket, a
+    /// task and the blocks queued for it (the same patience as `request_timeout`: a live
+    /// peer on the slowest link still takes some bytes every few seconds).
+    pub write_timeout: Duration,
     /// Time to open a TCP connection to a peer.
     pub connect_timeout: Duration,
     /// Time for a peer to complete its handshake.
@@ -83,6 +88,7 @@ impl Default for Config {
             keepalive_interval: Duration::from_secs(90),
             idle_timeout: Duration::from_secs(180),
             request_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_buffered_bytes: 16 * 1024 * 1024,

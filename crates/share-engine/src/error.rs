@@ -21,6 +21,17 @@ pub enum TorrentError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A file we have could not be read: it shrank, was deleted, or the disk failed. While
+    /// seeding this withholds the file's pieces instead of stopping (`peer/upload.rs`).
+    #[error("cannot read {}", path.display())]
+    Unreadable {
+        /// Its index in the torrent's file list.
+        file: usize,
+        /// The file.
+        path: PathBuf,
+        /// The cause, naming what changed ("it is now 1000 bytes, the manifest says 65536").
+        source: std::io::Error,
+    },
     /// A path in the output already exists as something we must not write through.
     #[error("refusing to write through {}: {why}", path.display())]
     UnsafeOutput {
@@ -89,7 +100,10 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     message
 }
 
-/// Ends one peer connection.
+/// Ends one peer connection. Which kinds count against the peer is decided by their type,
+/// never by their text: [`PeerError::Violation`], [`PeerError::Wire`] and
+/// [`PeerError::Bitfield`] are the peer's bytes breaking a rule (a strike, `conduct.rs`);
+/// the rest are a lost link, a slow peer, a refusal at the handshake, or our own failure.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
     /// The connection failed or closed.
@@ -102,14 +116,83 @@ pub enum PeerError {
     #[error("bitfield: {0}")]
     Bitfield(#[from] BitfieldError),
     /// A message that breaks the rules (out of range, unrequested, too many requests).
-    #[error("{0}")]
-    Protocol(String),
+    #[error(transparent)]
+    Violation(#[from] Violation),
     /// The peer is for another swarm, is us, is banned or is already connected.
-    #[error("{0}")]
-    Refused(String),
-    /// Nothing heard for too long, or requests never answered.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Nothing heard for too long, requests never answered, or our writes not taken.
     #[error("{0}")]
     Timeout(String),
+    /// Our side failed (a task died); never held against the peer.
+    #[error("{0}")]
+    Local(String),
+}
+
+/// A rule of the peer wire broken by the peer's own messages: a strike (`conduct.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    /// A HAVE for a piece the torrent does not have.
+    #[error("HAVE for piece {0}, past the last piece")]
+    HaveOutOfRange(u32),
+    /// A request outside the torrent or the piece, empty, or over 128 KiB.
+    #[error("request for {length} bytes at {begin} of piece {index}: {why}")]
+    RequestOutOfRange {
+        /// The piece.
+        index: u32,
+        /// The offset in the piece.
+        begin: u32,
+        /// The length.
+        length: u32,
+        /// What is wrong with it.
+        why: share_proto::geometry::BlockError,
+    },
+    /// More requests queued than the `reqq` we advertise.
+    #[error("more than {0} outstanding requests")]
+    TooManyRequests(usize),
+    /// Block data outside the torrent or the piece, empty, or over 128 KiB.
+    #[error("piece data of {len} bytes at {begin} of piece {index}: {why}")]
+    DataOutOfRange {
+        /// The piece.
+        index: u32,
+        /// The offset in the piece.
+        begin: u32,
+        /// Its length.
+        len: u32,
+        /// What is wrong with it.
+        why: share_proto::geometry::BlockError,
+    },
+    /// Block data we never asked for.
+    #[error("piece data at {begin} of piece {index} that we never requested")]
+    Unrequested {
+        /// The piece.
+        index: u32,
+        /// The offset in the piece.
+        begin: u32,
+    },
+    /// Chat messages far over the budget of a connection or an author (`chat_limits.rs`).
+    #[error("chat flood: {0}")]
+    ChatFlood(&'static str),
+}
+
+/// Why a connection was turned away at the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Its handshake names another info hash.
+    #[error("handshake for another swarm")]
+    AnotherSwarm,
+    /// Its peer id is ours: we dialed our own listener.
+    #[error("connected to ourselves")]
+    Ourselves,
+    /// Its peer id is banned.
+    #[error("banned")]
+    Banned,
+    /// A connection to that peer id is already open.
+    #[error("already connected")]
+    AlreadyConnected,
+    /// Every connection slot is taken.
+    #[error("too many peers")]
+    TooManyPeers,
 }
 
 #[cfg(test)]

@@ -131,6 +131,16 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A file we serve can no longer be read (it shrank, was deleted, or the disk failed):
+    /// its pieces are no longer served; every other piece still is. Once per file.
+    FileUnavailable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// Pieces withheld because of it.
+        pieces: u32,
+    },
     /// A fatal error: the torrent stopped.
     Fatal(String),
 }

@@ -3,6 +3,7 @@
 
 mod candidates;
 mod chat;
+mod chat_limits;
 mod check;
 mod choker;
 mod claim;

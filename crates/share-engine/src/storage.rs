@@ -221,27 +221,30 @@ impl FileStorage {
         }
         Ok(())
     }
-
-    /// Zeros the parts of `buf` (read at stream `offset`) that lie in pad files.
-    fn zero_pads(&self, offset: u64, buf: &mut [u8]) {
-        for seg in self.layout.segments(offset, buf.len() as u64) {
-            if self.layout.files()[seg.file].pad {
-                buf[seg.range_offset as usize..(seg.range_offset + seg.len) as usize].fill(0);
-            }
-        }
-    }
 }
 
 impl Storage for FileStorage {
+    /// A read that fails names its file ([`TorrentError::Unreadable`]): while seeding, the
+    /// file's pieces are then withheld instead of the torrent stopping.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), TorrentError> {
-        let len = buf.len();
-        self.zero_pads(offset, buf);
-        self.each_segment(
-            offset,
-            len,
-            |_, file, at, range| file.read_exact_at(&mut buf[range], at),
-            "read",
-        )
+        for seg in self.layout.segments(offset, buf.len() as u64) {
+            let unreadable = |source| TorrentError::Unreadable {
+                file: seg.file,
+                path: self.paths[seg.file].clone(),
+                source,
+            };
+            let range = seg.range_offset as usize..(seg.range_offset + seg.len) as usize;
+            if self.layout.files()[seg.file].pad {
+                buf[range].fill(0); // BEP 47: a pad file's bytes are zeros, never on disk
+                continue;
+            }
+            let file = self.files[seg.file]
+                .as_ref()
+                .ok_or_else(|| unreadable(io::ErrorKind::NotFound.into()))?;
+            let expected = self.layout.files()[seg.file].len;
+            read_segment(file, &mut buf[range], seg.file_offset, expected).map_err(unreadable)?;
+        }
+        Ok(())
     }
 
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), TorrentError> {
@@ -267,6 +270,27 @@ impl Storage for FileStorage {
             }
         }
         Ok(())
+    }
+}
+
+/// Fills `buf` from `at` in a file the manifest says is `expected` bytes. We read through the
+/// handle opened at the start, so a file deleted since would still read: a deleted file
+/// (no links left) is refused as such, and a short read says what the file shrank to instead
+/// of "failed to fill whole buffer". One `fstat` per read batch (up to 512 KiB) is noise.
+fn read_segment(file: &File, buf: &mut [u8], at: u64, expected: u64) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if file.metadata()?.nlink() == 0 {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "it was deleted"));
+    }
+    match file.read_exact_at(buf, at) {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            let now = file.metadata()?.len();
+            Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("it is now {now} bytes, the manifest says {expected}"),
+            ))
+        }
+        other => other,
     }
 }
 
@@ -482,6 +506,41 @@ mod tests {
             std::fs::read_dir(outside.path()).unwrap().count(),
             0,
             "nothing written outside"
+        );
+    }
+
+    #[test]
+    fn reads_of_a_file_that_shrank_or_was_deleted_name_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = layout(&[100, 100]);
+        let paths: Vec<_> = l.files().iter().map(|f| dir.path().join(&f.path)).collect();
+        std::fs::create_dir_all(paths[0].parent().unwrap()).unwrap();
+        std::fs::write(&paths[0], [1; 100]).unwrap();
+        std::fs::write(&paths[1], [2; 100]).unwrap();
+        let s = FileStorage::open(l, paths.clone()).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&paths[0])
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        match s.read_at(0, &mut [0; 50]).unwrap_err() {
+            TorrentError::Unreadable { file, path, source } => {
+                assert_eq!((file, &path), (0, &paths[0]));
+                assert_eq!(source.to_string(), "it is now 10 bytes, the manifest says 100");
+            }
+            e => panic!("{e}"),
+        }
+        assert_eq!(
+            &read_bytes(&s, 100, 100).unwrap()[..],
+            [2; 100],
+            "the other file still reads"
+        );
+        std::fs::remove_file(&paths[1]).unwrap();
+        let e = s.read_at(150, &mut [0; 10]).unwrap_err();
+        assert!(
+            matches!(&e, TorrentError::Unreadable { file: 1, source, .. } if source.to_string() == "it was deleted"),
+            "{e:?}"
         );
     }
 

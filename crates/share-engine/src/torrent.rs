@@ -107,6 +107,8 @@ pub(crate) struct State {
     pub candidates: Candidates,
     pub self_addrs: HashSet<SocketAddr>,
     pub optimistic: Option<PeerKey>,
+    /// Pieces we have but no longer serve: a file under them became unreadable.
+    pub withheld: crate::peer::Withheld,
     pub stats: Stats,
     pub chat: ChatState,
 }
@@ -363,6 +365,7 @@ impl Torrent {
             candidates: Candidates::new(MAX_CANDIDATES),
             self_addrs: HashSet::new(),
             optimistic: None,
+            withheld: crate::peer::Withheld::new(geometry),
             stats,
             chat: ChatState::new(&config.nick),
         };

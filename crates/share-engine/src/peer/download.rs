@@ -8,32 +8,29 @@ use share_proto::geometry::Block;
 use share_proto::wire::Message;
 
 use super::{request_of, Conn, RELEASED_MEMORY};
-use crate::error::PeerError;
+use crate::error::{PeerError, Violation};
 use crate::picker::Received;
 use crate::torrent::PeerCmd;
 
 impl Conn {
     pub(super) fn on_piece(&mut self, index: u32, begin: u32, data: Bytes) -> Result<(), PeerError> {
-        let data_len = data.len() as u32;
+        let len = data.len() as u32;
         let block = self
             .shared
             .geometry
-            .check_block(index, begin, data_len)
-            .map_err(|why| {
-                PeerError::Protocol(format!(
-                    "piece data of {data_len} bytes at {begin} of piece {index}: {why}"
-                ))
+            .check_block(index, begin, len)
+            .map_err(|why| Violation::DataOutOfRange {
+                index,
+                begin,
+                len,
+                why,
             })?;
         match self.outstanding.iter().position(|b| *b == block) {
             Some(pos) => {
                 self.outstanding.remove(pos);
             }
             None if self.released.contains(&(index, begin)) => {}
-            None => {
-                return Err(PeerError::Protocol(format!(
-                    "piece data at {begin} of piece {index} that we never requested"
-                )))
-            }
+            None => return Err(Violation::Unrequested { index, begin }.into()),
         }
         self.last_block = Instant::now();
         self.timeouts = 0;

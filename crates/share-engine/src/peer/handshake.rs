@@ -7,7 +7,7 @@ use share_proto::wire::{self, Handshake, HANDSHAKE_LEN};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::error::PeerError;
+use crate::error::{PeerError, Refusal};
 use crate::picker::PeerKey;
 use crate::torrent::{PeerCmd, PeerEntry, Shared};
 
@@ -28,7 +28,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(wire::WireError::NotBitTorrent.into());
     }
     if buf[28..48] != shared.info_hash.0 {
-        return Err(PeerError::Refused("handshake for another swarm".into()));
+        return Err(Refusal::AnotherSwarm.into());
     }
     if !dialed {
         stream.write_all(&ours).await?;
@@ -47,16 +47,16 @@ pub(super) fn register(
 ) -> Result<(), PeerError> {
     let mut st = shared.lock();
     if theirs.peer_id == shared.peer_id {
-        return Err(PeerError::Refused("connected to ourselves".into()));
+        return Err(Refusal::Ourselves.into());
     }
     if st.banned.contains(&theirs.peer_id) {
-        return Err(PeerError::Refused("banned".into()));
+        return Err(Refusal::Banned.into());
     }
     if st.peers.values().any(|p| p.peer_id == theirs.peer_id) {
-        return Err(PeerError::Refused("already connected".into()));
+        return Err(Refusal::AlreadyConnected.into());
     }
     if st.peers.len() >= shared.config.max_peers {
-        return Err(PeerError::Refused("too many peers".into()));
+        return Err(Refusal::TooManyPeers.into());
     }
     let entry = PeerEntry {
         addr,

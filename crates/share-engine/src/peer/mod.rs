@@ -6,6 +6,12 @@
 //! channel, and block data is read from disk only while the writer's backlog is small. So two
 //! peers sending each other data cannot deadlock on full TCP buffers, and a peer that stops
 //! reading fills its channel and is dropped instead of stalling us.
+//!
+//! The writer lives and dies with its connection: it is a tracked task whose handle the
+//! connection holds, every write it makes has a deadline (`Config::write_timeout`), the
+//! reader loop ends when the writer does (a peer that stops reading is dropped within that
+//! deadline), and when the connection ends the writer gets a short grace to flush and is then
+//! aborted, so no socket, task or queued block outlives the connection.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -13,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use share_proto::bitfield::Bitfield;
 use share_proto::extension::{ExtendedHandshake, HANDSHAKE_ID};
@@ -26,18 +32,21 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 
-use crate::chat::{Limiter, CHAT_ID, PER_LINK};
-use crate::error::{PeerError, TorrentError};
+use crate::chat::CHAT_ID;
+use crate::error::{PeerError, Refusal, TorrentError, Violation};
 use crate::event::Event;
 use crate::picker::PeerKey;
 use crate::torrent::{PeerCmd, Shared};
 
 mod download;
 mod handshake;
+mod haves;
 mod upload;
 mod writer;
 
 use handshake::{handshake, register};
+use upload::ReadBatch;
+pub(crate) use upload::Withheld;
 use writer::write_loop;
 
 /// Messages queued for the writer before the peer counts as not reading.
@@ -48,6 +57,9 @@ const WRITE_BACKLOG: usize = 1024 * 1024;
 const READ_BATCH: usize = 32;
 /// Released requests remembered, so late data for them is not taken as unrequested.
 const RELEASED_MEMORY: usize = 2048;
+/// How long a closing connection's writer may flush what is queued (a last HAVE or chat
+/// line) before it is aborted; its writes are under `write_timeout` besides.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The peer-wire decoder for tokio-util's framed reads (writes go through `write_loop`).
 struct WireCodec(wire::Decoder);
@@ -81,7 +93,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
     let key = shared.next_key.fetch_add(1, Ordering::Relaxed);
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     if let Err(e) = register(&shared, key, addr, dialed, &theirs, cmd_tx) {
-        if matches!(&e, PeerError::Refused(m) if m == "connected to ourselves") {
+        if matches!(e, PeerError::Refused(Refusal::Ourselves)) {
             shared.lock().self_addrs.insert(addr);
         }
         return shared.refused(addr, e.to_string());
@@ -108,6 +120,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
         if let Some(entry) = st.peers.remove(&key) {
             st.picker.remove_peer(key, &entry.has);
         }
+        st.chat.limits.forget_link(key);
         if st.optimistic == Some(key) {
             st.optimistic = None;
         }
@@ -119,7 +132,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
     });
 }
 
-type DiskRead = JoinHandle<Result<Vec<(Block, Bytes)>, TorrentError>>;
+type DiskRead = JoinHandle<Result<ReadBatch, TorrentError>>;
+
+/// A task that ends when its holder does: aborted on drop.
+struct TaskGuard<T>(Option<JoinHandle<T>>);
+
+impl<T> Drop for TaskGuard<T> {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
 
 /// The reader side of one connection.
 struct Conn {
@@ -150,7 +174,6 @@ struct Conn {
     chat_id: Option<u8>,
     /// Whether their extension handshake arrived.
     ext_seen: bool,
-    limiter: Limiter,
 }
 
 impl Conn {
@@ -186,7 +209,6 @@ impl Conn {
             timeouts: 0,
             chat_id: None,
             ext_seen: false,
-            limiter: Limiter::new(PER_LINK),
         }
     }
 
@@ -199,20 +221,41 @@ impl Conn {
         let mut frames = FramedRead::with_capacity(rd, WireCodec(wire::Decoder::new(max_frame)), 64 * 1024);
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         self.out = Some(tx);
-        let writer = tokio::spawn(write_loop(
+        let cfg = &self.shared.config;
+        let handle = self.shared.tasks.spawn(write_loop(
             wr,
             rx,
             self.backlog.clone(),
             self.drained.clone(),
-            self.shared.config.keepalive_interval,
+            cfg.keepalive_interval,
+            cfg.write_timeout,
         ));
-        let result = self.read_loop(&mut frames).await;
-        // Dropping the sender lets the writer flush what is queued and end.
+        let mut writer = TaskGuard(Some(handle));
+        let running = writer.0.as_mut().expect("just spawned");
+        let (result, writer_done) = tokio::select! {
+            r = self.read_loop(&mut frames) => (r, false),
+            // The writer ends first only when the socket failed or stopped taking our bytes.
+            w = running => (Err(match w {
+                Ok(Err(e)) => e,
+                Ok(Ok(())) => PeerError::Local("the writer ended early".into()),
+                Err(e) => PeerError::Local(format!("the writer task failed: {e}")),
+            }), true),
+        };
+        if writer_done {
+            writer.0 = None;
+        }
+        // Dropping the sender lets the writer flush what is queued and end; past the grace it
+        // is aborted (with the guard), which closes our half of the socket.
         self.out = None;
         if let Some(r) = self.reading.take() {
             r.abort();
         }
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+        if let Some(mut h) = writer.0.take() {
+            if tokio::time::timeout(CLOSE_GRACE, &mut h).await.is_err() {
+                h.abort();
+                let _ = h.await;
+            }
+        }
         result
     }
 
@@ -220,8 +263,7 @@ impl Conn {
         &mut self,
         frames: &mut FramedRead<R, WireCodec>,
     ) -> Result<String, PeerError> {
-        self.greet()?;
-        let mut have_rx = self.shared.have_changed.subscribe();
+        let mut have_rx = self.greet()?;
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -252,12 +294,13 @@ impl Conn {
                 read = wait_read(&mut self.reading) => {
                     self.reading = None;
                     match read {
-                        Ok(Ok(blocks)) => self.send_blocks(blocks)?,
+                        Ok(Ok(batch)) => self.read_done(batch)?,
                         Ok(Err(e)) => {
                             self.shared.fatal(&e);
                             return Ok("torrent stopped".into());
                         }
-                        Err(e) => return Err(PeerError::Protocol(format!("disk read task failed: {e}"))),
+                        // Our failure, not the peer's: the connection ends without a strike.
+                        Err(e) => return Err(PeerError::Local(format!("disk read task failed: {e}"))),
                     }
                 }
                 () = self.drained.notified(), if !self.queue.is_empty() && self.reading.is_none() => {}
@@ -272,46 +315,13 @@ impl Conn {
         let out = self
             .out
             .as_ref()
-            .ok_or_else(|| PeerError::Protocol("writer gone".into()))?;
+            .ok_or_else(|| PeerError::Local("writer gone".into()))?;
         out.try_send(msg).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
                 PeerError::Timeout("peer is not reading what we send".into())
             }
             mpsc::error::TrySendError::Closed(_) => PeerError::Io(std::io::ErrorKind::BrokenPipe.into()),
         })
-    }
-
-    /// Our bitfield, then the extension handshake: the bitfield must be the first message
-    /// (BEP 3); clients put the extension handshake right after it.
-    fn greet(&mut self) -> Result<(), PeerError> {
-        let (bitfield, told) = {
-            let st = self.shared.lock();
-            let have = st.picker.have();
-            (
-                (have.count() > 0).then(|| Bytes::copy_from_slice(have.as_bytes())),
-                st.have_log.len(),
-            )
-        };
-        self.told = told;
-        if let Some(b) = bitfield {
-            self.send(Message::Bitfield(b))?;
-        }
-        if self.extended {
-            let nick = self.shared.lock().chat.nick.clone();
-            let mut hs = ExtendedHandshake {
-                v: Some(self.shared.config.client_name.clone().into_bytes().into()),
-                reqq: Some(self.shared.config.reqq as i64),
-                p: Some(i64::from(self.shared.listen_addr.port())),
-                nick: Some(nick.into_bytes().into()),
-                ..Default::default()
-            };
-            hs.m.insert(share_proto::chat::EXTENSION.into(), i64::from(CHAT_ID));
-            self.send(Message::Extended {
-                id: HANDSHAKE_ID,
-                payload: Bytes::from(hs.encode()),
-            })?;
-        }
-        Ok(())
     }
 
     fn on_cmd(&mut self, cmd: PeerCmd) -> Result<(), PeerError> {
@@ -339,44 +349,6 @@ impl Conn {
             }
             _ => Ok(()),
         }
-    }
-
-    /// HAVE for every piece verified since we last told this peer; closes when both sides
-    /// are complete.
-    fn send_haves(&mut self) -> Result<Option<String>, PeerError> {
-        let (new, wanted, complete, peer_full): (Vec<u32>, bool, bool, bool) = {
-            let st = self.shared.lock();
-            let new = st.have_log[self.told.min(st.have_log.len())..].to_vec();
-            self.told = st.have_log.len();
-            let entry = &st.peers[&self.key];
-            (
-                new,
-                st.picker.wants_from(&entry.has),
-                st.picker.is_complete(),
-                entry.has.is_full(),
-            )
-        };
-        for piece in new {
-            self.send(Message::Have(piece))?;
-        }
-        if complete && peer_full && self.nothing_to_share() {
-            return Ok(Some("both have everything".into()));
-        }
-        self.set_interest(wanted)?;
-        Ok(None)
-    }
-
-    fn set_interest(&mut self, wanted: bool) -> Result<(), PeerError> {
-        let wanted = wanted && self.shared.download;
-        if wanted != self.am_interested {
-            self.am_interested = wanted;
-            self.send(if wanted {
-                Message::Interested
-            } else {
-                Message::NotInterested
-            })?;
-        }
-        Ok(())
     }
 
     fn on_message(&mut self, msg: Message) -> Result<Option<String>, PeerError> {
@@ -418,9 +390,7 @@ impl Conn {
             }
             Message::Have(i) => {
                 let Some(piece) = self.shared.geometry.piece(i) else {
-                    return Err(PeerError::Protocol(format!(
-                        "HAVE for piece {i}, past the last piece"
-                    )));
+                    return Err(Violation::HaveOutOfRange(i).into());
                 };
                 let (wanted, done) = {
                     let mut st = self.shared.lock();
@@ -469,19 +439,8 @@ impl Conn {
                 payload,
             } => return self.on_extended_handshake(&payload),
             Message::Extended { id: CHAT_ID, payload } => {
-                let flood = || PeerError::Protocol("chat flood: far more messages than people type".into());
-                match self.limiter.check() {
-                    Some(true) => {
-                        if !self
-                            .shared
-                            .chat_received(self.key, self.peer_id, self.addr, &payload)
-                        {
-                            return Err(flood());
-                        }
-                    }
-                    Some(false) => self.shared.lock().chat.dropped += 1,
-                    None => return Err(flood()),
-                }
+                self.shared
+                    .chat_received(self.key, self.peer_id, self.addr, &payload)?;
             }
             Message::Extended { .. } => {}
         }
@@ -555,7 +514,7 @@ impl Conn {
 /// The running disk read, or never.
 async fn wait_read(
     reading: &mut Option<DiskRead>,
-) -> Result<Result<Vec<(Block, Bytes)>, TorrentError>, tokio::task::JoinError> {
+) -> Result<Result<ReadBatch, TorrentError>, tokio::task::JoinError> {
     match reading.as_mut() {
         Some(h) => h.await,
         None => std::future::pending().await,

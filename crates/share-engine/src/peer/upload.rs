@@ -1,14 +1,108 @@
 //! Serving a peer: its requests are checked and queued, then read from disk in batches while
 //! the writer's backlog is small.
+//!
+//! A file we serve can change under us: shrink, be deleted, or sit on a failing disk. A read
+//! that fails is neither fatal to the torrent nor held against the peer who asked: every
+//! piece that touches that file is withheld from then on (requests for it are ignored, like
+//! requests for pieces we lack, and new peers get a bitfield without it), one
+//! `Event::FileUnavailable` names the file, and every other piece is still served. Withheld
+//! pieces stay withheld while the torrent runs; a restart re-checks (`share seed` rehashes).
 
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use share_proto::geometry::Block;
+use share_proto::bitfield::Bitfield;
+use share_proto::geometry::{Block, Geometry, PieceIndex};
 use share_proto::wire::{BlockRequest, Message};
 
 use super::{Conn, READ_BATCH, WRITE_BACKLOG};
-use crate::error::PeerError;
+use crate::error::{chain, PeerError, TorrentError, Violation};
+use crate::event::Event;
+use crate::torrent::Shared;
+
+/// Pieces we have but no longer serve, because a file under them could not be read.
+#[derive(Debug)]
+pub(crate) struct Withheld {
+    geometry: Geometry,
+    pieces: Bitfield,
+    /// Files already reported, so each is reported once.
+    files: HashSet<usize>,
+}
+
+impl Withheld {
+    pub fn new(geometry: Geometry) -> Self {
+        Self {
+            geometry,
+            pieces: Bitfield::new(geometry.piece_count()),
+            files: HashSet::new(),
+        }
+    }
+
+    /// Whether `piece` is withheld.
+    pub fn has(&self, piece: PieceIndex) -> bool {
+        self.pieces.has(piece)
+    }
+
+    /// The pieces of `have` we still serve.
+    pub fn served(&self, have: &Bitfield) -> Bitfield {
+        if self.pieces.count() == 0 {
+            return have.clone();
+        }
+        let mut out = Bitfield::new(have.len());
+        for p in have.ones().filter_map(|i| self.geometry.piece(i)) {
+            if !self.pieces.has(p) {
+                out.set(p);
+            }
+        }
+        out
+    }
+
+    /// Withholds every piece overlapping bytes `start..start + len` of the torrent; returns
+    /// how many were newly withheld, or `None` if `file` was already reported.
+    fn withhold(&mut self, file: usize, start: u64, len: u64) -> Option<u32> {
+        if !self.files.insert(file) {
+            return None;
+        }
+        let piece_len = u64::from(self.geometry.piece_len());
+        let first = start / piece_len;
+        let end = if len == 0 {
+            first
+        } else {
+            (start + len).div_ceil(piece_len)
+        };
+        let mut n = 0;
+        for i in first..end {
+            if let Some(p) = u32::try_from(i).ok().and_then(|i| self.geometry.piece(i)) {
+                n += u32::from(self.pieces.set(p));
+            }
+        }
+        Some(n)
+    }
+}
+
+/// What one blocking read of queued blocks gave: the blocks read, and the reads that failed
+/// because a file could not be read.
+pub(crate) struct ReadBatch {
+    blocks: Vec<(Block, Bytes)>,
+    unreadable: Vec<(usize, PathBuf, std::io::Error)>,
+}
+
+impl Shared {
+    /// A file we serve could not be read: withhold its pieces and say so, once per file.
+    fn stop_serving(&self, file: usize, path: PathBuf, error: &std::io::Error) {
+        let Some(span) = self.meta.layout().files().get(file) else {
+            return;
+        };
+        let Some(pieces) = self.lock().withheld.withhold(file, span.offset, span.len) else {
+            return;
+        };
+        let reason = chain(error);
+        tracing::warn!(path = %path.display(), %reason, pieces, "no longer serving a file");
+        self.emit(Event::FileUnavailable { path, reason, pieces });
+    }
+}
 
 impl Conn {
     pub(super) fn on_request(&mut self, r: BlockRequest) -> Result<(), PeerError> {
@@ -16,23 +110,23 @@ impl Conn {
             .shared
             .geometry
             .check_block(r.index, r.begin, r.length)
-            .map_err(|why| {
-                PeerError::Protocol(format!(
-                    "request for {} bytes at {} of piece {}: {why}",
-                    r.length, r.begin, r.index
-                ))
+            .map_err(|why| Violation::RequestOutOfRange {
+                index: r.index,
+                begin: r.begin,
+                length: r.length,
+                why,
             })?;
         if self.am_choking {
             return Ok(());
         }
         if self.queue.len() >= self.shared.config.reqq {
-            return Err(PeerError::Protocol(format!(
-                "more than {} outstanding requests",
-                self.shared.config.reqq
-            )));
+            return Err(Violation::TooManyRequests(self.shared.config.reqq).into());
         }
-        if !self.shared.lock().picker.have().has(block.piece) {
-            return Ok(());
+        {
+            let st = self.shared.lock();
+            if !st.picker.have().has(block.piece) || st.withheld.has(block.piece) {
+                return Ok(());
+            }
         }
         self.queue.push_back(block);
         Ok(())
@@ -46,18 +140,36 @@ impl Conn {
         {
             return;
         }
-        let batch: Vec<Block> = self.queue.drain(..self.queue.len().min(READ_BATCH)).collect();
+        let mut batch: Vec<Block> = self.queue.drain(..self.queue.len().min(READ_BATCH)).collect();
+        {
+            // Requests queued before a file became unreadable are dropped here.
+            let st = self.shared.lock();
+            batch.retain(|b| !st.withheld.has(b.piece));
+        }
+        if batch.is_empty() {
+            return;
+        }
         let storage = self.shared.storage.clone();
         let geometry = self.shared.geometry;
         self.reading = Some(tokio::task::spawn_blocking(move || {
-            let mut out = Vec::with_capacity(batch.len());
+            let mut out = ReadBatch {
+                blocks: Vec::with_capacity(batch.len()),
+                unreadable: Vec::new(),
+            };
             for run in contiguous_runs(&batch, |b| geometry.block_offset(b)) {
                 let start = geometry.block_offset(&run[0]);
                 let len: usize = run.iter().map(|b| b.len as usize).sum();
-                let data = crate::storage::read_bytes(&*storage, start, len)?;
+                let data = match crate::storage::read_bytes(&*storage, start, len) {
+                    Ok(data) => data,
+                    Err(TorrentError::Unreadable { file, path, source }) => {
+                        out.unreadable.push((file, path, source));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let mut at = 0;
                 for b in run {
-                    out.push((*b, data.slice(at..at + b.len as usize)));
+                    out.blocks.push((*b, data.slice(at..at + b.len as usize)));
                     at += b.len as usize;
                 }
             }
@@ -65,7 +177,15 @@ impl Conn {
         }));
     }
 
-    pub(super) fn send_blocks(&mut self, blocks: Vec<(Block, Bytes)>) -> Result<(), PeerError> {
+    /// A disk read finished: send what was read, withhold what could not be.
+    pub(super) fn read_done(&mut self, batch: ReadBatch) -> Result<(), PeerError> {
+        for (file, path, error) in batch.unreadable {
+            self.shared.stop_serving(file, path, &error);
+        }
+        self.send_blocks(batch.blocks)
+    }
+
+    fn send_blocks(&mut self, blocks: Vec<(Block, Bytes)>) -> Result<(), PeerError> {
         if self.am_choking {
             return Ok(());
         }
