@@ -6,8 +6,9 @@ set -euo pipefail
 # iproute2: network namespaces for the Transmission tests (Transmission never dials loopback).
 # mount, util-linux: a small tmpfs and prlimit for the full-disk tests (crates/share-cli/tests/faults.rs).
 # python3-libtorrent: a libtorrent seeder for hybrid torrents (crates/share-cli/tests/hybrid.rs).
-packages=(aria2 transmission-cli transmission-daemon mktorrent iproute2 mount util-linux python3-libtorrent)
-tools=(aria2c transmission-show transmission-create transmission-cli transmission-daemon transmission-remote mktorrent ip mount umount prlimit)
+# tmux: a pseudo-terminal for the chat input line test (crates/share-cli/tests/terminal.rs).
+packages=(aria2 transmission-cli transmission-daemon mktorrent iproute2 mount util-linux python3-libtorrent tmux)
+tools=(aria2c transmission-show transmission-create transmission-cli transmission-daemon transmission-remote mktorrent ip mount umount prlimit tmux)
 
 missing=0
 for t in "${tools[@]}"; do

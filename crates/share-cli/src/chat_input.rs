@@ -1,5 +1,6 @@
 //! Lines typed by the user (or written to stdin with `--json`): chat messages and the
-//! commands `/nick NAME`, `/peers`, `/msg NICK TEXT`, `/quit`.
+//! commands `/nick NAME`, `/peers`, `/msg NICK TEXT`, `/quit`. A nickname that several
+//! connected peers share is shown (and taken by `/msg`) as `nick#id`; `nick@ADDR` works too.
 
 use serde_json::json;
 use share_engine::Torrent;
@@ -26,7 +27,7 @@ pub fn handle(torrent: &Torrent, render: &Render, line: &str) -> After {
     };
     match cmd {
         "" => match torrent.say(rest) {
-            Ok(()) => render.own_chat(&torrent.nick(), rest, None),
+            Ok(()) => render.own_chat(rest, None),
             Err(e) => render.problem("chat_error", &format!("not sent: {e}")),
         },
         "quit" => return After::Quit,
@@ -38,7 +39,7 @@ pub fn handle(torrent: &Torrent, render: &Render, line: &str) -> After {
         }
         "msg" => match rest.split_once(' ') {
             Some((nick, text)) if !text.trim().is_empty() => match torrent.say_to(nick, text) {
-                Ok(()) => render.own_chat(&torrent.nick(), text, Some(nick)),
+                Ok(()) => render.own_chat(text, Some(nick)),
                 Err(e) => render.problem("chat_error", &format!("not sent: {e}")),
             },
             _ => render.problem("chat_error", "usage: /msg NICK TEXT"),
@@ -49,7 +50,8 @@ pub fn handle(torrent: &Torrent, render: &Render, line: &str) -> After {
                 .iter()
                 .map(|p| {
                     json!({
-                        "addr": p.addr, "peer_id": p.peer_id.to_string(), "nick": p.nick, "client": p.client,
+                        "addr": p.addr, "peer_id": p.peer_id.to_string(), "nick": p.nick, "handle": p.handle,
+                        "client": p.client,
                         "pieces": p.pieces, "total": p.total, "chat": p.chat,
                     })
                 })
@@ -68,7 +70,7 @@ pub fn handle(torrent: &Torrent, render: &Render, line: &str) -> After {
                     };
                     out.push_str(&format!(
                         "\n  {:<16} {:<22} {:<18} {:>5.1}%",
-                        p.nick.as_deref().unwrap_or("-"),
+                        p.handle.as_deref().unwrap_or("-"),
                         p.addr,
                         p.client.as_deref().unwrap_or("?"),
                         pct

@@ -5,10 +5,12 @@
 mod chat_input;
 mod cmd;
 mod exit;
+mod line_edit;
 mod manifest;
 mod progress;
 mod render;
 mod run;
+mod terminal;
 
 use clap::{Parser, Subcommand};
 

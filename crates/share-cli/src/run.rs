@@ -1,5 +1,6 @@
-//! What `seed` and `fetch` share: the tokio runtime, signals, the embedded tracker, the
-//! announce address, and the loop that renders a torrent's events until it is time to stop.
+//! What `seed`, `fetch` and `chat` share: the tokio runtime, signals, the embedded tracker,
+//! the announce address, the default nickname, and the loop that renders a torrent's events
+//! and reads chat input until it is time to stop.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -7,7 +8,9 @@ use anyhow::anyhow;
 use share_engine::{Event, Torrent};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::chat_input::After;
 use crate::exit::Failure;
+use crate::line_edit::{Decoder, Edit, LineEditor};
 use crate::render::Render;
 
 /// A multi-threaded runtime for a command.
@@ -57,9 +60,13 @@ pub enum Ended {
     Fatal(String),
 }
 
-/// Renders events and reads chat lines from stdin until interrupted (Ctrl-C, SIGTERM,
-/// `/quit`), a fatal error, or (with `stop_when_complete`) completion. The end of input only
-/// stops the reading.
+/// Renders events and reads chat from stdin until interrupted (Ctrl-C, SIGTERM, `/quit`,
+/// Ctrl-D on an empty line), a fatal error, or (with `stop_when_complete`) completion. The
+/// end of input only stops the reading.
+///
+/// When the bars are drawn and stdin is a terminal too, keys are read one by one and the
+/// line being typed is drawn under the bars (`terminal.rs`, `line_edit.rs`); otherwise (a
+/// pipe, `--json`, tests) stdin is read line by line as before.
 pub async fn drive(
     torrent: &Torrent,
     render: &mut Render,
@@ -70,19 +77,48 @@ pub async fn drive(
     let mut events = torrent.events();
     let stop = interrupted();
     tokio::pin!(stop);
-    let mut input = Some(tokio::io::BufReader::new(tokio::io::stdin()).lines());
+    let raw = (render.is_terminal() && crate::terminal::stdin_is_terminal())
+        .then(crate::terminal::RawInput::enable)
+        .and_then(Result::ok);
+    let mut input = match raw {
+        Some(_) => {
+            render.start_input();
+            Input::Keys(tokio::io::stdin())
+        }
+        None => Input::Lines(tokio::io::BufReader::new(tokio::io::stdin()).lines()),
+    };
+    let (mut decoder, mut editor) = (Decoder::default(), LineEditor::default());
     loop {
         let event = tokio::select! {
             () = &mut stop => return Ended::Interrupted,
-            line = next_line(&mut input) => {
-                match line {
-                    Ok(Some(line)) => {
-                        if let crate::chat_input::After::Quit = crate::chat_input::handle(torrent, render, &line) {
-                            return Ended::Interrupted;
+            got = input.next() => {
+                let lines = match got {
+                    Got::Line(line) => vec![line],
+                    Got::Bytes(bytes) => {
+                        let mut lines = Vec::new();
+                        for key in decoder.feed(&bytes) {
+                            match editor.apply(key) {
+                                Edit::Unchanged => {}
+                                Edit::Changed => render.show_input(&editor),
+                                Edit::Submit(line) => {
+                                    render.show_input(&editor);
+                                    lines.push(line);
+                                }
+                                Edit::Quit => return Ended::Interrupted,
+                            }
                         }
+                        lines
                     }
                     // End of input or unreadable stdin: stop reading, keep sharing.
-                    Ok(None) | Err(_) => input = None,
+                    Got::End => {
+                        input = Input::Ended;
+                        Vec::new()
+                    }
+                };
+                for line in lines {
+                    if let After::Quit = crate::chat_input::handle(torrent, render, &line) {
+                        return Ended::Interrupted;
+                    }
                 }
                 continue;
             }
@@ -108,21 +144,64 @@ pub async fn drive(
     }
 }
 
-/// The default nickname: the user's login name.
+/// The default nickname: the user's login name from `$USER` or `$LOGNAME`, else the passwd
+/// entry of our uid (a service or `env -i` has neither variable), else `anon`.
 pub fn default_nick() -> String {
     ["USER", "LOGNAME"]
         .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .or_else(|| {
+            let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+            passwd_name(&passwd, rustix::process::getuid().as_raw())
+        })
         .unwrap_or_else(|| "anon".into())
 }
 
-type Input = tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>;
+/// The login name of `uid` in the text of `/etc/passwd` (`name:password:uid:...`).
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let uid_field = fields.nth(1)?;
+        (uid_field.parse() == Ok(uid) && !name.is_empty() && !name.starts_with('#')).then(|| name.to_string())
+    })
+}
 
-/// The next line of input, or never once input has ended.
-async fn next_line(input: &mut Option<Input>) -> std::io::Result<Option<String>> {
-    match input.as_mut() {
-        Some(lines) => lines.next_line().await,
-        None => std::future::pending().await,
+/// Where chat input comes from.
+enum Input {
+    /// Whole lines: a pipe, a file, `--json`, or a terminal without bars.
+    Lines(tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>),
+    /// Bytes of keys from a terminal in key-by-key mode.
+    Keys(tokio::io::Stdin),
+    /// Input has ended.
+    Ended,
+}
+
+/// What one read of the input gave.
+enum Got {
+    Line(String),
+    Bytes(Vec<u8>),
+    End,
+}
+
+impl Input {
+    /// The next line or keys, or never once input has ended.
+    async fn next(&mut self) -> Got {
+        use tokio::io::AsyncReadExt;
+        match self {
+            Input::Lines(lines) => match lines.next_line().await {
+                Ok(Some(line)) => Got::Line(line),
+                Ok(None) | Err(_) => Got::End,
+            },
+            Input::Keys(stdin) => {
+                let mut buf = [0u8; 512];
+                match stdin.read(&mut buf).await {
+                    Ok(0) | Err(_) => Got::End,
+                    Ok(n) => Got::Bytes(buf[..n].to_vec()),
+                }
+            }
+            Input::Ended => std::future::pending().await,
+        }
     }
 }
 
@@ -252,5 +331,15 @@ mod tests {
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             "else loopback"
         );
+    }
+
+    #[test]
+    fn the_passwd_entry_of_the_uid_names_the_user() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# a comment:x:7:7\n\
+                      daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nbroken\nana:x:1000:1000:Ana,,,:/home/ana:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("ana"));
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 7), None);
+        assert_eq!(passwd_name(passwd, 4242), None);
     }
 }

@@ -341,3 +341,114 @@ fn a_flooding_peer_is_cut_off_while_the_others_keep_talking() {
     a.say("me too");
     wait_chat(&mut b, "me too");
 }
+
+/// The `/peers` list of `p`, asked now.
+fn peers_of(p: &mut Proc) -> Vec<Value> {
+    p.say("/peers");
+    p.wait_event(10, "peers")["peers"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_nick_change_reaches_peers_and_msg_and_two_bobs_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = manifest(dir.path());
+    let (mut b1, p1) = join(&m, "bob", None);
+    let (mut b2, p2) = join(&m, "bob", None);
+    // Alice dials both, so her /peers shows their listening addresses.
+    let (peer1, peer2) = (format!("127.0.0.1:{p1}"), format!("127.0.0.1:{p2}"));
+    let mut a = Proc::share_talking(&[
+        "chat", &m, "--nick", "alice", "--port", "0", "--json", "--peer", &peer1, "--peer", &peer2,
+    ]);
+    a.wait_event(30, "chatting");
+    linked(&mut a, 2);
+    linked(&mut b1, 1);
+    linked(&mut b2, 1);
+    // Two bobs: /msg bob asks which, naming both handles.
+    a.say("/msg bob hi");
+    let err = a.wait_event(10, "chat_error");
+    let message = err["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("\"bob\" is the nickname of 2 connected peers"),
+        "{message}"
+    );
+    let peers = peers_of(&mut a);
+    let handle_of = |addr: &str| {
+        let p = peers
+            .iter()
+            .find(|p| p["addr"] == addr)
+            .unwrap_or_else(|| panic!("{addr} in {peers:?}"));
+        p["handle"].as_str().unwrap().to_string()
+    };
+    let (h1, h2) = (handle_of(&peer1), handle_of(&peer2));
+    assert!(
+        h1.starts_with("bob#") && h2.starts_with("bob#") && h1 != h2,
+        "{h1} {h2}"
+    );
+    assert!(message.contains(&h1) && message.contains(&h2), "{message}");
+    // The handle, or nick@ADDR, picks one bob.
+    a.say(&format!("/msg {h1} for the first bob"));
+    assert_eq!(wait_chat(&mut b1, "for the first bob")["direct"], true);
+    a.say(&format!("/msg bob@{peer2} for the second bob"));
+    wait_chat(&mut b2, "for the second bob");
+    assert!(chats_with(&b2, "for the first bob").is_empty());
+    assert!(chats_with(&b1, "for the second bob").is_empty());
+    // A nickname change reaches the others' /peers and /msg without a message sent.
+    b2.say("/nick robert");
+    b2.wait_event(10, "nick");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let peers = peers_of(&mut a);
+        if peers.iter().any(|p| p["nick"] == "robert") {
+            assert!(
+                peers.iter().any(|p| p["handle"] == "bob"),
+                "bob is unique again: {peers:?}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/nick never reached /peers: {peers:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.say("/msg robert renamed");
+    assert_eq!(wait_chat(&mut b2, "renamed")["direct"], true);
+    a.say("/msg bob unique now");
+    wait_chat(&mut b1, "unique now");
+    // Each connection was announced once, with its client name.
+    a.say("/quit");
+    a.exit_code(10);
+    let ups: Vec<_> = a.seen.iter().filter(|v| v["event"] == "peer_up").collect();
+    assert_eq!(ups.len(), 2, "one peer_up per peer: {ups:#?}");
+    assert!(ups.iter().all(|v| !v["client"].is_null()), "{ups:#?}");
+}
+
+#[test]
+fn without_user_or_logname_the_nick_is_the_passwd_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = manifest(dir.path());
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_share"));
+    cmd.args(["chat", &m, "--port", "0", "--json"])
+        .env_remove("USER")
+        .env_remove("LOGNAME");
+    let mut p = Proc::spawn_talking(cmd);
+    let v = p.wait_event(30, "chatting");
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|r| r.split_whitespace().next().unwrap().to_string())
+        })
+        .unwrap();
+    let expected = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<_> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid).then(|| f[0].to_string())
+        })
+        .unwrap_or_else(|| "anon".into());
+    assert_ne!(expected, "anon", "this machine has a passwd entry for uid {uid}");
+    assert_eq!(v["nick"], expected.as_str());
+}

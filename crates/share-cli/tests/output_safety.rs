@@ -374,3 +374,48 @@ fn a_closed_stdout_ends_the_command_quietly() {
         assert!(err.is_empty(), "quietly: {err}");
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_a_running_fetch_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.bin");
+    std::fs::write(&file, vec![7u8; 100_000]).unwrap();
+    let m = dir.path().join("f.torrent");
+    let made = share_cmd()
+        .arg("create")
+        .arg(&file)
+        .arg("-o")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    // Nobody to fetch from: the fetch runs, printing a progress event every tick.
+    let mut child = share_cmd()
+        .arg("fetch")
+        .arg(&m)
+        .arg("-d")
+        .arg(dir.path().join("out"))
+        .args(["--peer", "127.0.0.1:1", "--port", "0", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The reader is gone now, like `head -1` after its line.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("share fetch --json kept running after its stdout closed");
+        }
+        std::thread::sleep(Duration::from_millis(20)); // polling, with a deadline
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(141), "{err}");
+    assert!(err.is_empty(), "quietly: {err}");
+}

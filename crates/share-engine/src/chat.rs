@@ -40,9 +40,16 @@ pub enum SendError {
     /// No connected peer has that nickname.
     #[error("no connected peer is called {0:?} (see /peers)")]
     NoSuchPeer(String),
-    /// Several do.
-    #[error("{0:?} is the nickname of several peers")]
-    Ambiguous(String),
+    /// Several do: `choices` names each as `nick#id (ADDR)`.
+    #[error("{nick:?} is the nickname of {count} connected peers; name one: {choices}")]
+    Ambiguous {
+        /// The nickname asked for.
+        nick: String,
+        /// How many connected peers have it.
+        count: usize,
+        /// Each of them as `/msg` takes it, with its address.
+        choices: String,
+    },
 }
 
 /// A connected peer, for `/peers`.
@@ -54,6 +61,9 @@ pub struct PeerInfo {
     pub peer_id: PeerId,
     /// Its nickname, if it chats.
     pub nick: Option<String>,
+    /// The name `/msg` takes for it: the nickname, or `nick#id` when several connected peers
+    /// share that nickname.
+    pub handle: Option<String>,
     /// Its client name.
     pub client: Option<String>,
     /// Pieces it has.
@@ -282,17 +292,25 @@ impl Shared {
         let mut st = self.lock();
         let target = match to {
             None => None,
-            Some(nick) => {
-                let matches: Vec<_> = st
+            Some(name) => {
+                let (named, cmds): (Vec<_>, Vec<_>) = st
                     .peers
                     .values()
-                    .filter(|p| p.chat && p.nick.as_deref() == Some(nick))
-                    .collect();
-                match matches.as_slice() {
-                    [] => return Err(SendError::NoSuchPeer(nick.to_string())),
-                    [p] => Some((p.peer_id, p.cmd.clone())),
-                    _ => return Err(SendError::Ambiguous(nick.to_string())),
-                }
+                    .filter(|p| p.chat)
+                    .filter_map(|p| {
+                        let nick = p.nick.as_deref()?;
+                        Some((
+                            crate::nick::Named {
+                                nick,
+                                peer_id: p.peer_id,
+                                addr: p.addr,
+                            },
+                            &p.cmd,
+                        ))
+                    })
+                    .unzip();
+                let i = crate::nick::resolve(&named, name)?;
+                Some((named[i].peer_id, cmds[i].clone()))
             }
         };
         let seq = st.chat.next_seq;
@@ -329,13 +347,17 @@ impl Shared {
     /// The connected peers, for `/peers`.
     pub(crate) fn peer_list(&self) -> Vec<PeerInfo> {
         let st = self.lock();
-        let mut v: Vec<PeerInfo> = st
-            .peers
-            .values()
-            .map(|p| PeerInfo {
+        let peers: Vec<_> = st.peers.values().collect();
+        let nicks: Vec<_> = peers.iter().map(|p| (p.nick.as_deref(), p.peer_id)).collect();
+        let handles = crate::nick::handles(&nicks);
+        let mut v: Vec<PeerInfo> = peers
+            .iter()
+            .zip(handles)
+            .map(|(p, handle)| PeerInfo {
                 addr: p.addr,
                 peer_id: p.peer_id,
                 nick: p.nick.clone(),
+                handle,
                 client: p.client.clone(),
                 pieces: p.has.count(),
                 total: self.geometry.piece_count(),

@@ -1,5 +1,7 @@
 //! The resume check: which pieces of existing output files already match their hashes.
-//! Runs on blocking threads (one per hash worker), reporting `Checking` events as it goes.
+//! Runs on blocking threads (one per hash worker), reporting `Checking` events as it goes:
+//! one with `done == 0` first, counts below `total` while hashing, and exactly one with
+//! `done == total` when every piece has been hashed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,7 +45,9 @@ fn check(shared: &Shared) -> Result<Bitfield, TorrentError> {
                 have.lock().unwrap_or_else(|p| p.into_inner()).set(piece);
             }
             let d = done.fetch_add(len as u64, Ordering::Relaxed) + len as u64;
-            if i % 16 == 0 || d == total {
+            // `done == total` is left to the one event after every worker has finished, so
+            // it comes once and last (workers may emit their counts out of order).
+            if i % 16 == 0 && d < total {
                 shared.emit(Event::Checking { done: d, total });
             }
             Ok(())

@@ -70,6 +70,8 @@ pub(crate) enum PeerCmd {
     Unchoke,
     Cancel(share_proto::geometry::Block),
     Chat(bytes::Bytes),
+    /// Send our extension handshake again: it carries our nickname, just changed.
+    Greet,
     Close(String),
 }
 
@@ -464,10 +466,18 @@ impl Torrent {
     }
 
     /// Changes our nickname (cut to 32 bytes of printable text); returns the one in use.
-    /// Peers learn it from our next message.
+    /// Connected peers learn it at once from a fresh extension handshake (BEP 10 allows
+    /// sending it again), so their `/peers` and `/msg` follow; the rest from our messages.
     pub fn set_nick(&self, nick: &str) -> String {
         let clean = crate::chat::clean_nick(nick);
-        self.shared.lock().chat.nick = clean.clone();
+        let cmds: Vec<_> = {
+            let mut st = self.shared.lock();
+            st.chat.nick = clean.clone();
+            st.peers.values().map(|p| p.cmd.clone()).collect()
+        };
+        for cmd in cmds {
+            let _ = cmd.try_send(PeerCmd::Greet);
+        }
         clean
     }
 

@@ -51,7 +51,7 @@ async fn chat(args: Args) -> Outcome {
         },
     };
     let torrent = Torrent::start(params).await.map_err(Failure::runtime)?;
-    let mut render = Render::new(args.json, &meta.info.name);
+    let mut render = Render::new(args.json, &meta.info.name).chat_only();
     render.emit(
         serde_json::json!({
             "event": "chatting",

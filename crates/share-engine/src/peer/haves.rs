@@ -10,12 +10,10 @@
 //! from the watch's current value, so that wake-up was never seen.
 
 use bytes::Bytes;
-use share_proto::extension::{ExtendedHandshake, HANDSHAKE_ID};
 use share_proto::wire::Message;
 use tokio::sync::watch;
 
 use super::Conn;
-use crate::chat::CHAT_ID;
 use crate::error::PeerError;
 
 /// Subscribes to `changed`, then runs `read`: whatever is appended to the log once `read`
@@ -46,19 +44,7 @@ impl Conn {
             self.send(Message::Bitfield(b))?;
         }
         if self.extended {
-            let nick = self.shared.lock().chat.nick.clone();
-            let mut hs = ExtendedHandshake {
-                v: Some(self.shared.config.client_name.clone().into_bytes().into()),
-                reqq: Some(self.shared.config.reqq as i64),
-                p: Some(i64::from(self.shared.listen_addr.port())),
-                nick: Some(nick.into_bytes().into()),
-                ..Default::default()
-            };
-            hs.m.insert(share_proto::chat::EXTENSION.into(), i64::from(CHAT_ID));
-            self.send(Message::Extended {
-                id: HANDSHAKE_ID,
-                payload: Bytes::from(hs.encode()),
-            })?;
+            self.send_ext_handshake()?;
         }
         Ok(rx)
     }

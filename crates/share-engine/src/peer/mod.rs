@@ -22,7 +22,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use share_proto::bitfield::Bitfield;
-use share_proto::extension::{ExtendedHandshake, HANDSHAKE_ID};
+use share_proto::extension::HANDSHAKE_ID;
 use share_proto::geometry::Block;
 use share_proto::wire::{self, BlockRequest, Handshake, Message};
 use share_proto::PeerId;
@@ -39,6 +39,7 @@ use crate::picker::PeerKey;
 use crate::torrent::{PeerCmd, Shared};
 
 mod download;
+mod extended;
 mod handshake;
 mod haves;
 mod upload;
@@ -98,11 +99,6 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
         }
         return shared.refused(addr, e.to_string());
     }
-    shared.emit(Event::PeerUp {
-        addr,
-        peer_id: theirs.peer_id,
-        client: None,
-    });
     let (rd, wr) = stream.into_split();
     let mut conn = Conn::new(shared.clone(), key, addr, theirs, cmd_rx);
     let reason = match conn.run(rd, wr).await {
@@ -115,6 +111,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
         }
     };
     tracing::debug!(%addr, %reason, "peer closed");
+    // Every `PeerDown` follows exactly one `PeerUp`, even for a connection that ended before
+    // its extension handshake.
+    conn.announce(None);
     {
         let mut st = shared.lock();
         if let Some(entry) = st.peers.remove(&key) {
@@ -174,7 +173,18 @@ struct Conn {
     chat_id: Option<u8>,
     /// Whether their extension handshake arrived.
     ext_seen: bool,
+    /// Whether one of theirs could be read; later ones only update their nickname.
+    ext_valid: bool,
+    /// Whether `PeerUp` was emitted: once per connection, with the client name when their
+    /// extension handshake brings it in time.
+    announced: bool,
+    started: Instant,
 }
+
+/// How long `PeerUp` waits for the extension handshake (and its client name) of a peer that
+/// advertised one; clients send it right after the handshake, and a peer that never does is
+/// still a peer.
+const CLIENT_NAME_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Conn {
     fn new(
@@ -209,6 +219,9 @@ impl Conn {
             timeouts: 0,
             chat_id: None,
             ext_seen: false,
+            ext_valid: false,
+            announced: false,
+            started: Instant::now(),
         }
     }
 
@@ -264,6 +277,9 @@ impl Conn {
         frames: &mut FramedRead<R, WireCodec>,
     ) -> Result<String, PeerError> {
         let mut have_rx = self.greet()?;
+        if !self.extended {
+            self.announce(None);
+        }
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -339,6 +355,7 @@ impl Conn {
                 Some(id) => self.send(Message::Extended { id, payload }),
                 None => Ok(()),
             },
+            PeerCmd::Greet if self.extended => self.send_ext_handshake(),
             PeerCmd::Cancel(block) => {
                 if let Some(pos) = self.outstanding.iter().position(|b| *b == block) {
                     self.outstanding.remove(pos);
@@ -447,41 +464,6 @@ impl Conn {
         Ok(None)
     }
 
-    fn on_extended_handshake(&mut self, payload: &[u8]) -> Result<Option<String>, PeerError> {
-        self.ext_seen = true;
-        let Some(hs) = ExtendedHandshake::decode(payload) else {
-            return Ok(None);
-        };
-        if let Some(reqq) = hs.reqq.filter(|&q| q > 0) {
-            self.pipeline = self.shared.config.pipeline.min(reqq as usize);
-        }
-        self.chat_id = hs.id_of(share_proto::chat::EXTENSION);
-        let client = hs.client();
-        let both_complete = {
-            let mut st = self.shared.lock();
-            let complete = st.picker.is_complete();
-            let entry = st.peers.get_mut(&self.key).expect("registered");
-            entry.chat = self.chat_id.is_some();
-            entry.nick = hs.nick();
-            entry.client = client.clone();
-            complete && entry.has.is_full()
-        };
-        self.shared.emit(Event::PeerUp {
-            addr: self.addr,
-            peer_id: self.peer_id,
-            client,
-        });
-        if both_complete && self.nothing_to_share() {
-            return Ok(Some("both have everything".into()));
-        }
-        if let Some(id) = self.chat_id {
-            for payload in self.shared.chat_history() {
-                self.send(Message::Extended { id, payload })?;
-            }
-        }
-        Ok(None)
-    }
-
     /// Whether a link between two complete peers has no more use: it carries no chat (known
     /// once their extension handshake is in, or never coming).
     fn nothing_to_share(&self) -> bool {
@@ -489,6 +471,9 @@ impl Conn {
     }
 
     fn on_tick(&mut self) -> Result<(), PeerError> {
+        if !self.announced && self.started.elapsed() >= CLIENT_NAME_WAIT {
+            self.announce(None);
+        }
         let cfg = &self.shared.config;
         if self.last_recv.elapsed() > cfg.idle_timeout {
             return Err(PeerError::Timeout(format!(
