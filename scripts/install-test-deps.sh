@@ -5,15 +5,17 @@ set -euo pipefail
 
 # iproute2: network namespaces for the Transmission tests (Transmission never dials loopback).
 # mount, util-linux: a small tmpfs and prlimit for the full-disk tests (crates/share-cli/tests/faults.rs).
-packages=(aria2 transmission-cli transmission-daemon mktorrent iproute2 mount util-linux)
+# python3-libtorrent: libtorrent 2.0 sessions for tests/tests/interop_libtorrent.rs (/usr/bin/python3).
+packages=(aria2 transmission-cli transmission-daemon mktorrent iproute2 mount util-linux python3-libtorrent)
 tools=(aria2c transmission-show transmission-create transmission-cli transmission-daemon transmission-remote mktorrent ip mount umount prlimit)
 
 missing=0
 for t in "${tools[@]}"; do
   command -v "$t" >/dev/null 2>&1 || missing=1
 done
+/usr/bin/python3 -c "import libtorrent" >/dev/null 2>&1 || missing=1
 if [ "$missing" = 0 ]; then
-  echo "install-test-deps: ${tools[*]} already installed"
+  echo "install-test-deps: ${tools[*]} and python3-libtorrent already installed"
   exit 0
 fi
 

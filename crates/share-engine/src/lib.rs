@@ -12,6 +12,7 @@ pub mod event;
 mod peer;
 pub mod picker;
 mod progress;
+mod slots;
 pub mod storage;
 pub mod torrent;
 mod tracker;

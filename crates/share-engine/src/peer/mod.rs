@@ -498,15 +498,22 @@ impl Conn {
         }
         self.chat_id = hs.id_of(share_proto::chat::EXTENSION);
         let client = hs.client();
-        let both_complete = {
+        let (both_complete, duplicate) = {
             let mut st = self.shared.lock();
             let complete = st.picker.is_complete();
             let entry = st.peers.get_mut(&self.key).expect("registered");
             entry.chat = self.chat_id.is_some();
             entry.nick = hs.nick();
             entry.client = client.clone();
-            complete && entry.has.is_full()
+            let full = entry.has.is_full();
+            (
+                complete && full,
+                handshake::note_listen_port(&mut st, self.key, hs.p),
+            )
         };
+        if let Some(reason) = duplicate {
+            return Ok(Some(reason));
+        }
         self.shared.emit(Event::PeerUp {
             addr: self.addr,
             peer_id: self.peer_id,
