@@ -5,7 +5,8 @@ set -euo pipefail
 
 # iproute2: network namespaces for the Transmission tests (Transmission never dials loopback).
 # mount, util-linux: a small tmpfs and prlimit for the full-disk tests (crates/share-cli/tests/faults.rs).
-# python3-libtorrent: a libtorrent seeder for hybrid torrents (crates/share-cli/tests/hybrid.rs).
+# python3-libtorrent: a libtorrent seeder for hybrid torrents (crates/share-cli/tests/hybrid.rs) and
+# libtorrent 2.0 sessions for tests/tests/interop_libtorrent.rs (/usr/bin/python3).
 # tmux: a pseudo-terminal for the chat input line test (crates/share-cli/tests/terminal.rs).
 packages=(aria2 transmission-cli transmission-daemon mktorrent iproute2 mount util-linux python3-libtorrent tmux)
 tools=(aria2c transmission-show transmission-create transmission-cli transmission-daemon transmission-remote mktorrent ip mount umount prlimit tmux)
@@ -16,7 +17,7 @@ for t in "${tools[@]}"; do
 done
 /usr/bin/python3 -c 'import libtorrent' >/dev/null 2>&1 || missing=1
 if [ "$missing" = 0 ]; then
-  echo "install-test-deps: ${tools[*]} already installed"
+  echo "install-test-deps: ${tools[*]} and python3-libtorrent already installed"
   exit 0
 fi
 

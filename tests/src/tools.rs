@@ -13,8 +13,33 @@ pub fn require(tool: &str, package: &str, test: &str) -> Option<PathBuf> {
     if let Some(path) = which(tool) {
         return Some(path);
     }
+    skip(&format!("`{tool}` is not installed"), package, test)
+}
+
+/// A Python 3 that can `import module` (Debian's `/usr/bin/python3` first: the module comes
+/// from a Debian package), or `None` after recording why `test` is skipped. Panics under
+/// `CI=true` when there is none.
+pub fn require_python_module(module: &str, package: &str, test: &str) -> Option<PathBuf> {
+    let debian = PathBuf::from("/usr/bin/python3");
+    let candidates = [Some(debian), which("python3")];
+    for python in candidates.into_iter().flatten() {
+        let imports = std::process::Command::new(&python)
+            .args(["-c", &format!("import {module}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if imports {
+            return Some(python);
+        }
+    }
+    skip(&format!("no python3 can `import {module}`"), package, test)
+}
+
+/// Records (or, under `CI=true`, panics with) why `test` cannot run.
+fn skip(missing: &str, package: &str, test: &str) -> Option<PathBuf> {
     let why = format!(
-        "{test}: skipped, `{tool}` is not installed (apt-get install {package}, or run scripts/install-test-deps.sh)"
+        "{test}: skipped, {missing} (apt-get install {package}, or run scripts/install-test-deps.sh)"
     );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{why}; under CI=true every interop tool must be present");

@@ -13,7 +13,8 @@ pub struct Config {
     pub interval: u32,
     /// Seconds a client must at least wait between announces (`min interval`).
     pub min_interval: u32,
-    /// Seconds after its last announce that a peer is forgotten: twice the interval by default.
+    /// Seconds after its last announce that a peer is forgotten: twice the interval, and never
+    /// less than twice [`CLIENT_MAX_INTERVAL`] (clients that announce less often than told).
     pub peer_timeout: u32,
     /// Peers returned when the client does not send `numwant`.
     pub default_numwant: u32,
@@ -39,14 +40,21 @@ pub struct Config {
     pub idle_timeout: Duration,
 }
 
+/// The longest a real client may wait between announces whatever `interval` says:
+/// libtorrent (and qBittorrent on it) re-announce at most every `min_announce_interval`,
+/// 300 s by default. Peers are kept at least twice this, so a short `--interval` does not
+/// make them vanish between their announces.
+pub const CLIENT_MAX_INTERVAL: u32 = 300;
+
 impl Config {
-    /// The defaults with another announce interval; `min interval` and the peer timeout follow.
+    /// The defaults with another announce interval; `min interval` (half of it) and the peer
+    /// timeout (twice the later of it and [`CLIENT_MAX_INTERVAL`]) follow.
     pub fn with_interval(interval: u32) -> Self {
         let interval = interval.max(1);
         Self {
             interval,
             min_interval: (interval / 2).max(1),
-            peer_timeout: interval.saturating_mul(2),
+            peer_timeout: interval.max(CLIENT_MAX_INTERVAL).saturating_mul(2),
             ..Self::default()
         }
     }

@@ -24,7 +24,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use config::Config;
+pub use config::{Config, CLIENT_MAX_INTERVAL};
 pub use server::ServeError;
 pub use share_proto::announce::ScrapeStats;
 pub use state::Totals;

@@ -227,3 +227,39 @@ fn listing_is_bounded() {
     s.list(3, &mut out);
     assert_eq!(out.len(), 3);
 }
+
+#[test]
+fn clients_that_announce_every_300_s_are_kept_whatever_the_interval() {
+    use crate::config::{Config, CLIENT_MAX_INTERVAL};
+    for interval in [1, 5, 30, 60, 149, 150, 299, 300, 600, 1800] {
+        let c = Config::with_interval(interval);
+        assert!(
+            (1..=c.interval).contains(&c.min_interval),
+            "min interval {} for interval {interval}",
+            c.min_interval
+        );
+        assert!(
+            c.peer_timeout >= 2 * interval.max(CLIENT_MAX_INTERVAL),
+            "{interval}"
+        );
+        let mut s = shard(1);
+        // libtorrent's schedule: announce, then again only after 300 s, whatever we said.
+        let mut now = 0;
+        for _ in 0..4 {
+            s.announce(now, v4(1), &req(1, 1, 10, Event::None)).unwrap();
+            for t in now..=now + CLIENT_MAX_INTERVAL {
+                s.clean(t, c.peer_timeout);
+                assert_eq!(s.peer_counts().0, 1, "interval {interval}: gone at {t} s");
+            }
+            now += CLIENT_MAX_INTERVAL;
+        }
+        // Gone once it stops announcing, within the timeout.
+        let last = now - CLIENT_MAX_INTERVAL;
+        assert_eq!(
+            s.clean(last + c.peer_timeout, c.peer_timeout),
+            1,
+            "interval {interval}"
+        );
+        assert_eq!(s.swarm_count(), 0);
+    }
+}

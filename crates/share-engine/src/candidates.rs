@@ -7,6 +7,10 @@
 //! dropped and the oldest queued address gives way to a user's.
 //!
 //! The dialing itself (`Shared::add_peers`, `add_peers_first`, `dial_queued`) lives here too.
+//! An address is never dialed while a live connection matches it: its remote address, the
+//! address we dialed, or the listen address an incoming peer gave in its BEP 10 `p`
+//! (libtorrent uses a new peer id on every connection, so the peer id cannot tell that the
+//! peer which connected to us from an ephemeral port is the one a tracker lists).
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -59,6 +63,13 @@ impl Candidates {
         self.queue.push_front(addr);
     }
 
+    /// Drops `addr` from the queue (it connected to us meanwhile).
+    pub fn remove(&mut self, addr: SocketAddr) {
+        if self.queued.remove(&addr) {
+            self.queue.retain(|a| *a != addr);
+        }
+    }
+
     pub fn pop(&mut self) -> Option<SocketAddr> {
         let addr = self.queue.pop_front()?;
         self.queued.remove(&addr);
@@ -67,6 +78,17 @@ impl Candidates {
 
     pub fn len(&self) -> usize {
         self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+impl crate::torrent::PeerEntry {
+    /// Whether dialing `addr` would reach this live connection's peer again.
+    pub(crate) fn matches(&self, addr: SocketAddr) -> bool {
+        self.addr == addr || self.dialed == Some(addr) || self.listen == Some(addr)
     }
 }
 
@@ -97,32 +119,32 @@ impl Shared {
         self.dial_queued();
     }
 
-    /// Not connected, connecting, banned, ourselves or unusable.
+    /// Not connected (by remote, dialed or listen address), connecting, banned, ourselves
+    /// or unusable.
     fn dialable(&self, st: &State, addr: SocketAddr) -> bool {
         let known = st.connecting.contains(&addr)
             || st.self_addrs.contains(&addr)
             || st.banned_addrs.contains(&addr)
-            || st
-                .peers
-                .values()
-                .any(|p| p.dialed == Some(addr) || p.addr == addr);
+            || st.peers.values().any(|p| p.matches(addr));
         !known && addr.port() != 0 && !addr.ip().is_unspecified() && !is_own(addr, self.listen_addr)
     }
 
-    /// Dials queued addresses while fewer than `max_peers` connections are open or opening.
-    /// Called whenever addresses are queued and whenever a dial or a connection (ours or
-    /// accepted) ends.
+    /// Dials queued addresses while a slot is free (or, while we need data, a newcomer slot
+    /// and someone to displace: `slots.rs`). Called whenever addresses are queued and
+    /// whenever a dial or a connection (ours or accepted) ends.
     pub fn dial_queued(self: &Arc<Self>) {
         if self.cancel.is_cancelled() {
             return;
         }
         let mut st = self.lock();
-        while st.connecting.len() + st.peers.len() < self.config.max_peers {
+        let mut displaceable = None;
+        while !st.candidates.is_empty() && self.may_dial(&mut st, &mut displaceable) {
             let Some(addr) = st.candidates.pop() else {
                 break;
             };
-            // It may have connected to us, or been banned, while it waited.
-            if !self.dialable(&st, addr) {
+            // It may have connected to us, or been banned, while it waited; and one host
+            // holds at most `max_peers_per_ip` connections.
+            if !self.dialable(&st, addr) || self.ip_has_room(&st, addr.ip()).is_err() {
                 continue;
             }
             st.connecting.insert(addr);
@@ -194,6 +216,19 @@ mod tests {
         assert_eq!(c.len(), 3);
         c.push_front(a(2));
         assert_eq!(drain(&mut c), [2, 9, 1]);
+    }
+
+    #[test]
+    fn a_removed_address_is_not_dialed_and_may_come_back() {
+        let mut c = Candidates::new(3);
+        for p in 1..=3 {
+            c.push_back(a(p));
+        }
+        c.remove(a(2));
+        c.remove(a(7));
+        assert_eq!(c.len(), 2);
+        assert!(c.push_back(a(2)));
+        assert_eq!(drain(&mut c), [1, 3, 2]);
     }
 
     #[test]

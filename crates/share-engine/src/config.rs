@@ -9,8 +9,19 @@ use std::time::Duration;
 pub struct Config {
     /// Where to accept peer connections; port 0 lets the OS pick (tests do).
     pub listen: SocketAddr,
-    /// Peer connections at once, in and out.
+    /// Registered peer connections at once, in and out. When all are taken a newcomer
+    /// displaces the least useful one (see `slots.rs`), or is refused if every one is busy.
     pub max_peers: usize,
+    /// Handshakes that may run even when every slot is taken, so that a newcomer gets far
+    /// enough to displace an idle peer instead of being refused at `accept`.
+    pub newcomer_slots: usize,
+    /// Connections (registered or in their handshake) from one IP address. 8 lets a few
+    /// users behind one NAT share a swarm while one host cannot take every slot; loopback is
+    /// not exempt, so tests running a whole swarm on 127.0.0.1 raise it.
+    pub max_peers_per_ip: usize,
+    /// A peer that wants data (from us, or we from it) but moved none for this long may be
+    /// displaced by a newcomer; links with no interest either way may go at any time.
+    pub interest_grace: Duration,
     /// Requests kept outstanding per peer. 64 blocks (1 MiB) covers bandwidth times delay on
     /// a LAN; capped by the peer's advertised `reqq`.
     pub pipeline: usize,
@@ -80,6 +91,9 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 0)),
             max_peers: 50,
+            newcomer_slots: 4,
+            max_peers_per_ip: 8,
+            interest_grace: Duration::from_secs(60),
             pipeline: 64,
             reqq: 2000,
             upload_slots: 8,

@@ -190,9 +190,27 @@ pub enum Refusal {
     /// A connection to that peer id is already open.
     #[error("already connected")]
     AlreadyConnected,
-    /// Every connection slot is taken.
+    /// Every connection slot is taken and nobody may be displaced.
     #[error("too many peers")]
     TooManyPeers,
+    /// Its address already holds `max_peers_per_ip` connections.
+    #[error("too many connections from {ip}: {count} already, max_peers_per_ip is {max}")]
+    TooManyFromIp {
+        /// The address.
+        ip: std::net::IpAddr,
+        /// Its connections now.
+        count: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// We dialed the address where a peer already connected to us listens.
+    #[error("already connected: {other} connected to us and listens at {listen}")]
+    AlreadyConnectedAt {
+        /// Where its connection to us comes from.
+        other: SocketAddr,
+        /// Where it listens (the address we dialed).
+        listen: SocketAddr,
+    },
 }
 
 #[cfg(test)]

@@ -26,6 +26,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         up_rate += alpha * ((up - last_up) as f64 / secs - up_rate);
         (last_down, last_up, last_at) = (down, up, Instant::now());
         let mut st = shared.lock();
+        // The activity sample the choice of a slot to displace relies on (`slots.rs`).
+        let now = Instant::now();
+        for p in st.peers.values_mut() {
+            p.note_activity(now);
+        }
         let have = st.picker.have();
         let pieces_have = have.count();
         let last = shared.geometry.piece_count() - 1;
@@ -43,7 +48,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             total_bytes: shared.geometry.total_len(),
             pieces_have,
             pieces_total: shared.geometry.piece_count(),
-            peers: st.peers.len(),
+            peers: crate::slots::live_peers(&st),
             seeders,
             queued_peers: st.candidates.len(),
             downloaded: down,

@@ -89,6 +89,15 @@ pub(crate) struct PeerEntry {
     pub down_at_rechoke: u64,
     pub up_at_rechoke: u64,
     pub dialed: Option<SocketAddr>,
+    /// Where it accepts connections: the dialed address, or its address with the BEP 10 `p`
+    /// it sent. Never dialed while this connection lives.
+    pub listen: Option<SocketAddr>,
+    /// Told to close to make room for a newcomer; no longer counted in the slots.
+    pub displaced: bool,
+    /// Payload bytes both ways at the last activity sample (`slots.rs`).
+    pub moved: u64,
+    /// When payload last moved (or when it registered).
+    pub active_at: std::time::Instant,
     pub nick: Option<String>,
     pub client: Option<String>,
     pub chat: bool,
@@ -533,17 +542,17 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         match accepted {
             Ok((stream, addr)) => {
                 // Counted as connecting until its handshake ends: connections that never
-                // finish their handshake are bounded by `max_peers` too.
-                let full = {
+                // finish their handshake are bounded by the slots too (`slots.rs`).
+                let admitted = {
                     let mut st = shared.lock();
-                    let full = st.peers.len() + st.connecting.len() >= shared.config.max_peers;
-                    if !full {
+                    let admitted = shared.may_accept(&st, addr.ip());
+                    if admitted.is_ok() {
                         st.connecting.insert(addr);
                     }
-                    full
+                    admitted
                 };
-                if full {
-                    shared.refused(addr, "too many peers".into());
+                if let Err(reason) = admitted {
+                    shared.refused(addr, reason.to_string());
                     continue;
                 }
                 let s = shared.clone();

@@ -15,7 +15,8 @@ pub struct Args {
     /// Address and port to listen on.
     #[arg(long, default_value = "0.0.0.0:6969", value_name = "ADDR:PORT")]
     pub bind: SocketAddr,
-    /// Seconds between a client's announces; peers are forgotten after twice this.
+    /// Seconds between a client's announces; peers are forgotten after twice this, or after
+    /// 600 s if that is later (libtorrent and qBittorrent announce at most every 300 s).
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub interval: u32,
     /// Most swarms tracked at once.
@@ -139,7 +140,7 @@ mod tests {
         let c = args(60).config().unwrap();
         assert_eq!(
             (c.interval, c.min_interval, c.peer_timeout, c.max_peers_per_swarm),
-            (60, 30, 120, 7)
+            (60, 30, 600, 7)
         );
         assert_eq!(args(0).config().unwrap_err().code(), crate::exit::BAD_INPUT);
     }

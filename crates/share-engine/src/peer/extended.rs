@@ -60,16 +60,23 @@ impl Conn {
         }
         self.chat_id = hs.id_of(share_proto::chat::EXTENSION);
         let client = hs.client();
-        let both_complete = {
+        let (both_complete, duplicate) = {
             let mut st = self.shared.lock();
             let complete = st.picker.is_complete();
             let entry = st.peers.get_mut(&self.key).expect("registered");
             entry.chat = self.chat_id.is_some();
             entry.nick = hs.nick();
             entry.client = client.clone();
-            complete && entry.has.is_full()
+            let full = entry.has.is_full();
+            (
+                complete && full,
+                super::handshake::note_listen_port(&mut st, self.key, hs.p),
+            )
         };
         self.announce(client);
+        if let Some(reason) = duplicate {
+            return Ok(Some(reason));
+        }
         if both_complete && self.nothing_to_share() {
             return Ok(Some("both have everything".into()));
         }

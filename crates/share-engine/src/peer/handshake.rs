@@ -1,6 +1,13 @@
 //! The peer-wire handshake and the registration of a connected peer in the torrent.
+//!
+//! Registration takes a connection slot (`slots.rs`: displacing the least useful peer when
+//! all are taken) and refuses duplicates: our own peer id, a banned one, one already
+//! connected, and a dial that reaches a peer already connected to us (its BEP 10 `p` named
+//! the address we dialed). Once an incoming peer's `p` is known, [`note_listen_port`] records
+//! it so that address is not dialed while the connection lives.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use share_proto::bitfield::Bitfield;
 use share_proto::wire::{self, Handshake, HANDSHAKE_LEN};
@@ -9,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{PeerError, Refusal};
 use crate::picker::PeerKey;
-use crate::torrent::{PeerCmd, PeerEntry, Shared};
+use crate::torrent::{PeerCmd, PeerEntry, Shared, State};
 
 pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared,
@@ -55,9 +62,17 @@ pub(super) fn register(
     if st.peers.values().any(|p| p.peer_id == theirs.peer_id) {
         return Err(Refusal::AlreadyConnected.into());
     }
-    if st.peers.len() >= shared.config.max_peers {
-        return Err(Refusal::TooManyPeers.into());
+    if dialed {
+        if let Some(p) = st.peers.values().find(|p| p.listen == Some(addr)) {
+            return Err(Refusal::AlreadyConnectedAt {
+                other: p.addr,
+                listen: addr,
+            }
+            .into());
+        }
     }
+    shared.ip_has_room(&st, addr.ip())?;
+    shared.make_room(&mut st, addr)?;
     let entry = PeerEntry {
         addr,
         peer_id: theirs.peer_id,
@@ -70,10 +85,34 @@ pub(super) fn register(
         down_at_rechoke: 0,
         up_at_rechoke: 0,
         dialed: dialed.then_some(addr),
+        listen: dialed.then_some(addr),
+        displaced: false,
+        moved: 0,
+        active_at: Instant::now(),
         nick: None,
         client: None,
         chat: false,
     };
     st.peers.insert(key, entry);
     Ok(())
+}
+
+/// Records the listen address an incoming peer gave in its extension handshake (`p`), drops
+/// it from the addresses waiting to be dialed, and returns why to close this connection if we
+/// dialed that address too: the peer then has two connections to us, and ours, dialed to the
+/// address it listens at, is the one to keep (libtorrent keeps the same one: it drops the
+/// older of two connections once our `p` tells it they are one peer).
+pub(crate) fn note_listen_port(st: &mut State, key: PeerKey, p: Option<i64>) -> Option<String> {
+    let entry = st.peers.get_mut(&key)?;
+    if entry.dialed.is_some() {
+        return None;
+    }
+    let port = p.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0)?;
+    let listen = SocketAddr::new(entry.addr.ip(), port);
+    entry.listen = Some(listen);
+    st.candidates.remove(listen);
+    st.peers
+        .iter()
+        .any(|(k, p)| *k != key && !p.displaced && p.dialed == Some(listen))
+        .then(|| format!("duplicate connection: we are connected to {listen}, where this peer listens"))
 }
