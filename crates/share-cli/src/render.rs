@@ -85,7 +85,9 @@ impl Render {
 
     /// Shows the chat input line under the bars.
     pub fn start_input(&mut self) {
-        let bar = self.multi.add(ProgressBar::new(0));
+        let bar = self
+            .multi
+            .add(ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()));
         bar.set_style(ProgressStyle::with_template("{msg}").expect("static template"));
         // Redraws are rate-limited; the tick draws the last key of a fast burst too.
         bar.enable_steady_tick(Duration::from_millis(100));
@@ -159,7 +161,10 @@ impl Render {
         if let Some(bar) = &self.bar {
             return bar.clone();
         }
-        let bar = self.add_bar(ProgressBar::new(total));
+        let bar = self.add_bar(ProgressBar::with_draw_target(
+            Some(total),
+            ProgressDrawTarget::hidden(),
+        ));
         bar.set_style(
             // The ETA is ours (`eta`), from this run's rate: indicatif's would count the bytes
             // a resume found on disk as if they had just arrived.
@@ -184,7 +189,11 @@ impl Render {
         let end = done >= total;
         if !self.json {
             if self.check.is_none() {
-                let bar = self.add_bar(crate::progress::bytes_bar(total, "checking"));
+                let bar = self.add_bar(ProgressBar::with_draw_target(
+                    Some(total),
+                    ProgressDrawTarget::hidden(),
+                ));
+                crate::progress::label_bytes_bar(&bar, "checking");
                 self.check = Some(bar);
             }
             if let Some(check) = &self.check {

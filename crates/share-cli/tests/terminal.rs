@@ -19,7 +19,10 @@ struct Tmux {
 
 impl Tmux {
     fn new(tmux: std::path::PathBuf, command: &str) -> Self {
-        let socket = format!("share-test-{}", std::process::id());
+        // One server per test: tests of this file run at once in one process.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("share-test-{}-{n}", std::process::id());
         let t = Self { tmux, socket };
         t.run(&["new-session", "-d", "-x", "120", "-y", "30", command]);
         t
@@ -132,5 +135,43 @@ fn a_line_typed_under_the_bars_is_visible_sent_and_shown_once() {
     assert!(
         screen.contains("STTY=icanon echo"),
         "line mode and echo restored:\n{screen}"
+    );
+}
+
+/// A fetch that resumes a half-written file shows its resume check, then the download, then
+/// its end: the `checking` bar and the input line are cleared when they end, and no copy of
+/// them drawn outside the bars (before they joined them) is left on the screen.
+#[test]
+fn a_resumed_fetch_on_a_terminal_leaves_no_bar_or_input_line_behind() {
+    let test = "terminal::a_resumed_fetch_on_a_terminal_leaves_no_bar_or_input_line_behind";
+    let Some(tmux) = require("tmux", "tmux", test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("resumed.bin");
+    let data = pattern(24_000_000, 4);
+    std::fs::write(&file, &data).unwrap();
+    let (_seeder, manifest) = common::proc::seed(&file, &[]);
+    // Half of the file, as an earlier run of another tool might have left it.
+    let out = dir.path().join("copy.bin");
+    std::fs::write(&out, &data[..data.len() / 2]).unwrap();
+    let share = env!("CARGO_BIN_EXE_share");
+    let command = format!(
+        "SHARE_STATE_DIR={state} {share} fetch {manifest} -o {out} --overwrite --port 0 --no-seed; \
+         echo EXIT=$?; sleep 600",
+        state = common::STATE_DIR,
+        out = out.display(),
+    );
+    let t = Tmux::new(tmux, &command);
+    let screen = t.wait(60, "the fetch to end", |s| s.contains("EXIT="));
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert_eq!(std::fs::read(&out).unwrap(), data, "the copy is byte-identical");
+    assert!(
+        !screen.contains("checking"),
+        "no checking bar is left on the screen:\n{screen}"
+    );
+    assert!(
+        !screen.lines().any(|l| l.trim_end() == ">"),
+        "no input line is left on the screen:\n{screen}"
     );
 }
