@@ -1,13 +1,16 @@
-//! libtorrent 2.0 (Debian's `python3-libtorrent`) fetching from our seeder through our
-//! tracker: one connection only, and the download completes byte-identical.
+//! libtorrent 2.0 (Debian's `python3-libtorrent`) fetching from our seeder while our tracker
+//! lists it: one connection only, and the download completes byte-identical.
 //!
 //! libtorrent connects to us from an ephemeral port and uses a new random peer id on every
 //! connection, so when our next announce lists it at its listen port, only the BEP 10 `p` it
 //! sent tells us it is the peer already connected. Dialing it again made libtorrent drop the
-//! older connection and the blocks in flight on it (and qBittorrent drop both). Our tracker
-//! answers every 5 s here, so the seeder hears of libtorrent's listen address twice while
-//! libtorrent downloads slowly (its rate is limited until then); the test counts the
-//! connections on both sides. A missing module skips the test locally, fails it under
+//! older connection and the blocks in flight on it (and qBittorrent drop both).
+//!
+//! The order is made certain, not left to a race: libtorrent has no tracker and dials the
+//! seeder itself; once its connection is up (with its extension handshake), the test announces
+//! libtorrent's listen port to our tracker, and the seeder's next two announces (every 5 s
+//! here) list it. libtorrent downloads slowly until then (a session download limit). Both
+//! sides count the connections. A missing module skips the test locally, fails it under
 //! `CI=true`.
 
 mod swarm_support;
@@ -17,8 +20,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use share_engine::Event;
+use share_proto::announce::AnnounceRequest;
 use share_proto::create::{self, CreateOptions};
 use share_proto::metainfo::Metainfo;
+use share_proto::PeerId;
 use share_tests::tools::require_python_module;
 use swarm_support::*;
 
@@ -26,7 +31,7 @@ const SCRIPT: &str = r#"
 import json, sys, threading, time
 import libtorrent as lt
 
-torrent, save = sys.argv[1], sys.argv[2]
+torrent, save, seeder_port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ses = lt.session({
     'listen_interfaces': '127.0.0.1:0', 'enable_dht': False, 'enable_lsd': False,
     'enable_upnp': False, 'enable_natpmp': False, 'allow_multiple_connections_per_ip': True,
@@ -36,9 +41,12 @@ atp = lt.add_torrent_params()
 atp.ti = lt.torrent_info(torrent)
 atp.save_path = save
 h = ses.add_torrent(atp)
-# Slow until the test says go: the download must outlast two of the seeder's announces.
+h.replace_trackers([])
+# Slow until the test says go: the download must outlast two of the seeder's announces. (A
+# session-wide limit would not do: libtorrent exempts peers on the local network from it.)
 h.set_download_limit(256 * 1024)
 print(json.dumps({'listen_port': ses.listen_port()}), flush=True)
+h.connect_peer(('127.0.0.1', seeder_port))
 go = threading.Event()
 threading.Thread(target=lambda: (sys.stdin.readline(), go.set()), daemon=True).start()
 released, most = False, 0
@@ -74,11 +82,6 @@ fn field(line: &str, key: &str) -> Option<String> {
     Some(rest[..end].trim().to_string())
 }
 
-// Ignored: on this machine libtorrent 2.0.8's own connection to our seeder never delivers
-// its BEP 10 handshake (so no `p` is learned), and the seeder still dials it at its listen
-// port; the engine-level claim is held by `slots::a_peer_that_connected_in_is_not_dialed_
-// again_at_its_listen_port`. Run with `--ignored` to see the connections it reports.
-#[ignore = "libtorrent's incoming connection sends no BEP 10 handshake here; see the comment"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libtorrent_fetches_over_one_connection_though_our_tracker_lists_it() {
     let test = "interop_libtorrent::libtorrent_fetches_over_one_connection_though_our_tracker_lists_it";
@@ -123,6 +126,7 @@ async fn libtorrent_fetches_over_one_connection_though_our_tracker_lists_it() {
             .args(["-c", SCRIPT])
             .arg(&torrent_path)
             .arg(save.path())
+            .arg(seeder.listen_addr().port().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -145,11 +149,15 @@ async fn libtorrent_fetches_over_one_connection_though_our_tracker_lists_it() {
     let port: u16 = field(&first, "listen_port").unwrap().parse().unwrap();
     println!("libtorrent listens on 127.0.0.1:{port}");
 
-    // libtorrent connects in; then two of our announces list it at its listen port.
+    // libtorrent connects in; then, told of it by the test, two of our announces list it
+    // at its listen port.
     let mut seen = wait_for(&mut events, 30, "libtorrent connecting", |e| {
         matches!(e, Event::PeerUp { client: Some(_), .. })
     })
     .await;
+    let listed = AnnounceRequest::new(meta.info_hash, PeerId::ours([7; 12]), port, meta.total_len());
+    let reply = http_get(&listed.url(&url)).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     for n in 1..=2 {
         seen.extend(
             wait_for(
@@ -181,9 +189,7 @@ async fn libtorrent_fetches_over_one_connection_though_our_tracker_lists_it() {
     let connections: Vec<_> = seen
         .iter()
         .filter_map(|e| match e {
-            Event::PeerUp {
-                addr, client: None, ..
-            } => Some(*addr),
+            Event::PeerUp { addr, .. } => Some(*addr),
             _ => None,
         })
         .collect();
@@ -209,4 +215,20 @@ async fn libtorrent_fetches_over_one_connection_though_our_tracker_lists_it() {
     seeder.shutdown().await;
     let _ = stop.send(());
     let _ = server.await;
+}
+
+/// `GET url` (plain `http://HOST:PORT/...`) on a fresh connection: the whole response.
+async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut reply))
+        .await
+        .expect("the tracker answers within 10 s")
+        .unwrap();
+    String::from_utf8_lossy(&reply).into_owned()
 }
