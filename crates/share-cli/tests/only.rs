@@ -85,15 +85,26 @@ fn peer_of(v: &serde_json::Value) -> String {
     format!("127.0.0.1:{port}")
 }
 
-/// Side files (`STATE/resume/HASH-*.parts`) of the torrent with this info hash.
-fn side_files(info_hash: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(Path::new(STATE_DIR).join("resume")) else {
-        return Vec::new();
-    };
-    entries
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(info_hash) && n.ends_with(".parts"))
-        .collect()
+/// The side file of a fetch of `info_hash` (hex) saved as `out`: beside its resume record,
+/// `STATE/resume/HASH-DIGEST.parts`, the digest naming the canonical output path.
+fn side_file(out: &Path, info_hash: &str) -> std::path::PathBuf {
+    let canonical = std::fs::canonicalize(out.parent().unwrap())
+        .unwrap()
+        .join(out.file_name().unwrap());
+    let mut key = canonical.as_os_str().as_encoded_bytes().to_vec();
+    key.push(0);
+    key.extend(
+        (0..40)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&info_hash[i..i + 2], 16).unwrap()),
+    );
+    let digest: String = share_proto::hash::sha1(&key)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Path::new(STATE_DIR)
+        .join("resume")
+        .join(format!("{info_hash}-{digest}.parts"))
 }
 
 #[test]
@@ -113,8 +124,16 @@ fn only_one_middle_file_is_created_and_it_is_byte_identical() {
         BTreeSet::from([2, 3, 4]),
         "the pieces holding mid.bin, and no other"
     );
-    let hash = fetching["info_hash"].as_str().unwrap();
-    assert_eq!(side_files(hash).len(), 1, "the straddling pieces are kept aside");
+    let side = std::fs::read(side_file(&out, fetching["info_hash"].as_str().unwrap())).unwrap();
+    let (start, end) = (41_235, 81_238);
+    assert!(
+        side[32_768..start] == [&files[1].1[22_767..], &files[2].1[..]].concat()[..],
+        "piece 2's PDF bytes are kept aside"
+    );
+    assert!(
+        side[end..] == files[4].1[..81_920 - end],
+        "and piece 4's d.txt bytes"
+    );
 }
 
 #[test]
@@ -181,6 +200,23 @@ fn a_glob_that_matches_nothing_is_bad_input_naming_it() {
             "share: --only \"docs/*.txt\" matches no file of src; `share info {}` lists its files\n",
             manifest.display()
         )
+    );
+    assert!(!out.exists(), "nothing was created");
+
+    // Pieces shared with skipped files need the state directory: without one, nothing starts.
+    let run = common::share_cmd()
+        .args(["fetch", manifest.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args(["--peer", "127.0.0.1:1", "--only", "mid.bin"])
+        .env_remove("SHARE_STATE_DIR")
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("HOME")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr),
+        "share: fetching only some files needs a state directory (for the pieces they share with the files skipped), and there is none: pass --state-dir DIR\n"
     );
     assert!(!out.exists(), "nothing was created");
 }
@@ -251,7 +287,10 @@ fn an_interrupted_only_fetch_resumes_and_a_full_fetch_completes_the_rest() {
         "nothing verified before is fetched again"
     );
     same(&out, &files, &["docs/b.pdf", "docs/c.pdf", "mid.bin"]);
-    assert_eq!(side_files(&hash).len(), 2, "one per output: mid-only and out");
+    assert!(
+        side_file(&mid, &hash).exists() && side_file(&out, &hash).exists(),
+        "one per output"
+    );
 
     let mut full = fetch(&manifest, &out, &["--no-seed", "--peer", &seeder_addr]);
     full.wait_event(60, "complete");
@@ -261,12 +300,12 @@ fn an_interrupted_only_fetch_resumes_and_a_full_fetch_completes_the_rest() {
     assert_eq!(
         verified(&full),
         BTreeSet::from([5, 6, 7]),
-        "piece 4 came from the side file: its d.txt bytes were never written anywhere else"
+        "pieces 0 and 4 came from the side file: their a.txt and d.txt bytes were nowhere else"
     );
-    assert_eq!(
-        side_files(&hash).len(),
-        1,
-        "the full fetch removed its side file; mid-only keeps its own"
+    assert!(
+        !side_file(&out, &hash).exists(),
+        "the full fetch removed its side file"
     );
+    assert!(side_file(&mid, &hash).exists(), "mid-only keeps its own");
     drop(partial_peer);
 }
