@@ -7,6 +7,7 @@ mod cmd;
 mod exit;
 mod line_edit;
 mod manifest;
+mod only;
 mod progress;
 mod render;
 mod run;

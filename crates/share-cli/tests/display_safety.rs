@@ -279,6 +279,36 @@ fn fetch_shows_hostile_names_and_a_tracker_failure_reason_sanitized() {
 }
 
 #[test]
+fn fetch_only_lists_the_files_it_selected_sanitized_and_json_keeps_them_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = hostile_manifest(dir.path(), "http://127.0.0.1:1/announce");
+    let mut cmd = fetch_cmd(&manifest, &dir.path().join("out"), false);
+    cmd.args(["--only", "a*"]);
+    let run = Captured::start(cmd);
+    run.wait_for(&run.stderr.clone(), "ab.bin", 30);
+    let (code, stdout, stderr) = run.interrupt();
+    assert_eq!(code, Some(130), "{}", String::from_utf8_lossy(&stderr));
+    assert_clean(&stdout, "fetch --only's stdout");
+    assert_clean(&stderr, "fetch --only's stderr");
+    let text = String::from_utf8(stderr).unwrap();
+    assert!(
+        text.contains("fetching 1 of 1 files of evilredgpj.exe (10 B) into "),
+        "{text}"
+    );
+    assert!(text.contains(":\n         10 B  ab.bin\n"), "{text}");
+
+    let mut cmd = fetch_cmd(&manifest, &dir.path().join("out2"), true);
+    cmd.args(["--only", "a*"]);
+    let run = Captured::start(cmd);
+    run.wait_for(&run.stdout.clone(), "\"fetching\"", 30);
+    let (_, stdout, _) = run.interrupt();
+    assert_clean(&stdout, "fetch --only --json");
+    let line = stdout.split(|b| *b == b'\n').next().unwrap();
+    let fetching: serde_json::Value = serde_json::from_slice(line).unwrap();
+    assert_eq!(fetching["files"], serde_json::json!([PATH]), "the exact path");
+}
+
+#[test]
 fn an_unreachable_tracker_is_named_by_host_and_path_without_the_query() {
     let dir = tempfile::tempdir().unwrap();
     // A port nobody listens on: bound, then closed.

@@ -1,7 +1,10 @@
 //! The resume check: which pieces of existing output files already match their hashes.
 //! Runs on blocking threads (one per hash worker), reporting `Checking` events as it goes:
 //! one with `done == 0` first, counts below `total` while hashing, and exactly one with
-//! `done == total` when every piece has been hashed.
+//! `done == total` when every piece has been hashed. A partial fetch checks only the pieces
+//! it wants (`total` counts their bytes). A piece that fails is tried once more from the
+//! side file an earlier partial fetch of this output may have left (`selection.rs`); if it
+//! verifies there it is written where this fetch keeps it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +26,10 @@ pub(crate) async fn run(shared: &Arc<Shared>) -> Result<Bitfield, TorrentError> 
 
 fn check(shared: &Shared) -> Result<Bitfield, TorrentError> {
     let g = shared.geometry;
-    let total = g.total_len();
+    let (wanted, total) = {
+        let st = shared.lock();
+        (st.picker.wanted().clone(), st.picker.progress().total_bytes)
+    };
     let done = AtomicU64::new(0);
     let have = Mutex::new(Bitfield::new(g.piece_count()));
     shared.emit(Event::Checking { done: 0, total });
@@ -33,14 +39,22 @@ fn check(shared: &Shared) -> Result<Bitfield, TorrentError> {
         shared.config.hash_workers,
         init,
         |(buf, off), i| {
-            let Some(piece) = g.piece(i).filter(|_| !shared.cancel.is_cancelled()) else {
+            let Some(piece) = g
+                .piece(i)
+                .filter(|_| wanted.has_raw(i) && !shared.cancel.is_cancelled())
+            else {
                 return Ok::<_, TorrentError>(());
             };
             let len = g.len_of(piece) as usize;
             let data = &mut buf[*off..*off + len];
+            let (offset, expected) = (g.piece_offset(piece), shared.meta.info.pieces[piece.as_usize()]);
+            let storage = &shared.storage;
             // Unreadable (short file, I/O error) means not there yet, never fatal here.
-            let ok = shared.storage.read_at(g.piece_offset(piece), data).is_ok()
-                && share_proto::hash::sha1(data) == shared.meta.info.pieces[piece.as_usize()];
+            let mut ok = storage.read_at(offset, data).is_ok() && share_proto::hash::sha1(data) == expected;
+            if !ok && storage.read_aside(offset, data) && share_proto::hash::sha1(data) == expected {
+                storage.write_at(offset, data)?;
+                ok = true;
+            }
             if ok {
                 have.lock().unwrap_or_else(|p| p.into_inner()).set(piece);
             }
@@ -53,6 +67,9 @@ fn check(shared: &Shared) -> Result<Bitfield, TorrentError> {
             Ok(())
         },
     )?;
+    if !shared.cancel.is_cancelled() {
+        shared.storage.check_done()?;
+    }
     shared.emit(Event::Checking { done: total, total });
     Ok(have.into_inner().unwrap_or_else(|p| p.into_inner()))
 }

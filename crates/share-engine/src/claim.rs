@@ -14,6 +14,9 @@
 //! A directory torrent's own directory is treated the same way: an existing, non-empty
 //! directory that we did not record may receive no new file (`-o ~` must not plant
 //! `~/.ssh/authorized_keys`); it is usable only as a complete copy whose every file verifies.
+//!
+//! A partial fetch (`Config::select`) claims only the files it selected: the others are
+//! neither created, opened nor checked, whatever is at their paths (`selection.rs`).
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -25,6 +28,7 @@ use share_proto::metainfo::Metainfo;
 use crate::config::Config;
 use crate::error::TorrentError;
 use crate::record::{Identity, Record};
+use crate::selection::FetchStorage;
 use crate::storage::{check_output, FileStorage};
 
 /// Checks the output, decides which files may be written, records the ones we are about to
@@ -34,9 +38,18 @@ pub(crate) fn open_for_fetch(
     paths: Vec<PathBuf>,
     root: &Path,
     config: &Config,
-) -> Result<FileStorage, TorrentError> {
+) -> Result<FetchStorage, TorrentError> {
     let layout = meta.layout();
-    check_output(root, &paths)?;
+    let mask = crate::selection::mask(meta, config)?;
+    let selected = |i: usize| mask.as_ref().is_none_or(|m| m[i]);
+    if mask.is_some() && config.state_dir.is_none() {
+        return Err(TorrentError::NoStateDir);
+    }
+    let kept: Vec<PathBuf> = (0..paths.len())
+        .filter(|&i| selected(i))
+        .map(|i| paths[i].clone())
+        .collect();
+    check_output(root, &kept)?;
     let dir = if root.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -51,8 +64,9 @@ pub(crate) fn open_for_fetch(
 
     let (mut missing, mut adopted, mut foreign) = (Vec::new(), Vec::new(), Vec::new());
     for (i, path) in paths.iter().enumerate() {
-        if layout.files()[i].pad {
-            // BEP 47 pad files are never on disk: nothing to create, claim or check.
+        if layout.files()[i].pad || !selected(i) {
+            // BEP 47 pad files are never on disk, and skipped files are not ours to touch:
+            // nothing to create, claim or check.
             continue;
         }
         if path.symlink_metadata().is_err() {
@@ -91,12 +105,20 @@ pub(crate) fn open_for_fetch(
             r.save()?;
         }
     }
-    let storage = FileStorage::create(layout.clone(), paths.clone(), root, config.direct_writes)?;
+    let all = vec![true; paths.len()];
+    let files = FileStorage::create_selected(
+        layout.clone(),
+        paths.clone(),
+        root,
+        config.direct_writes,
+        mask.as_deref().unwrap_or(&all),
+    )?;
     if let Some(r) = record.as_mut().filter(|r| r.has_pending()) {
         r.fill_identities(&paths);
         r.save()?;
     }
-    Ok(storage)
+    let side = record.as_ref().map(Record::side_path);
+    FetchStorage::new(files, layout.clone(), mask, side)
 }
 
 /// The output entry (the file, or the torrent's directory) as spelt and canonically: the

@@ -84,6 +84,10 @@ pub struct Config {
     /// Use existing output files even when we did not create them and their data does not
     /// match (they are resized and overwritten). Off: such files are refused untouched.
     pub overwrite: bool,
+    /// Which files of the layout to fetch, one flag per file (`share fetch --only`); `None`
+    /// fetches them all. Only the pieces holding bytes of a selected file are wanted, and
+    /// skipped files are never created (`selection.rs`).
+    pub select: Option<Vec<bool>>,
 }
 
 impl Default for Config {
@@ -118,6 +122,7 @@ impl Default for Config {
             nick: "anon".into(),
             state_dir: None,
             overwrite: false,
+            select: None,
         }
     }
 }

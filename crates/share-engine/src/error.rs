@@ -66,6 +66,10 @@ pub enum TorrentError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A partial fetch keeps pieces that straddle skipped files in the state directory
+    /// (`selection.rs`), and there is none.
+    #[error("fetching only some files needs a state directory (for the pieces they share with the files skipped), and there is none: pass --state-dir DIR")]
+    NoStateDir,
     /// A blocking task died.
     #[error("an internal task failed: {0}")]
     Internal(String),
@@ -83,7 +87,10 @@ impl TorrentError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            TorrentError::UnsafeOutput { .. } | TorrentError::BadOutput { .. } | TorrentError::NotOurs { .. }
+            TorrentError::UnsafeOutput { .. }
+                | TorrentError::BadOutput { .. }
+                | TorrentError::NotOurs { .. }
+                | TorrentError::NoStateDir
         )
     }
 }

@@ -8,13 +8,14 @@ use share_proto::PeerId;
 /// Counters of a torrent at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Stats {
-    /// Verified bytes we have.
+    /// Verified bytes of the pieces we want.
     pub have_bytes: u64,
-    /// Total bytes of the torrent.
+    /// Bytes of the pieces we want: the torrent's, or those of the files a partial fetch
+    /// selected (with the pieces they share with skipped files).
     pub total_bytes: u64,
-    /// Verified pieces.
+    /// Wanted pieces verified.
     pub pieces_have: u32,
-    /// All pieces.
+    /// Wanted pieces (every piece without a selection).
     pub pieces_total: u32,
     /// Connected peers.
     pub peers: usize,
@@ -93,7 +94,7 @@ pub enum Event {
         /// Why.
         reason: String,
     },
-    /// Every piece is verified.
+    /// Every wanted piece is verified (every piece, unless the fetch selected some files).
     Complete,
     /// A tracker answered.
     TrackerOk {

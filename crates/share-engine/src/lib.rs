@@ -16,6 +16,7 @@ mod peer;
 pub mod picker;
 mod progress;
 mod record;
+mod selection;
 mod slots;
 pub mod storage;
 pub mod torrent;

@@ -7,10 +7,16 @@
 //!
 //! | state | meaning | leaves by |
 //! | --- | --- | --- |
-//! | `Missing` | not started | `pick` starts it → `Partial` |
+//! | `Missing` | wanted, not started | `pick` starts it → `Partial` |
 //! | `Partial` | some blocks open, requested or received; its buffer is allocated | last block received → `Verifying` |
 //! | `Verifying` | whole, handed to a hash worker; buffer moved out | `verified(ok)` → `Have`; `verified(bad)` → `Missing` |
 //! | `Have` | verified and written | never |
+//! | `Skipped` | not had and not wanted (a partial fetch, `--only`): never picked | never |
+//!
+//! `wanted` is fixed when the picker is made (`with_wanted`; every piece without a
+//! selection). Complete means every wanted piece is `Have`: `wanted_left` counts the wanted
+//! pieces that are not, and `missing` the wanted ones still `Missing` (endgame starts at 0).
+//! A piece had already (the resume check found it) is `Have` whether it is wanted or not.
 //!
 //! Within a `Partial` piece each block is `Open`, `Requested` (by one peer, or by two in
 //! endgame) or `Received`. A peer's requests are released (back to `Open`) when it chokes us,
@@ -42,6 +48,7 @@ enum PieceState {
     Partial,
     Verifying,
     Have,
+    Skipped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +92,19 @@ impl Assembled {
     }
 }
 
+/// Wanted pieces and their bytes, verified and in all (`Picker::progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Wanted pieces verified.
+    pub pieces_have: u32,
+    /// Wanted pieces.
+    pub pieces_total: u32,
+    /// Their bytes, verified.
+    pub have_bytes: u64,
+    /// Their bytes in all.
+    pub total_bytes: u64,
+}
+
 /// What became of a received block.
 #[derive(Debug)]
 pub enum Received {
@@ -107,6 +127,10 @@ pub struct Picker {
     availability: Vec<u32>,
     partial: HashMap<u32, Partial>,
     failed_before: Vec<bool>,
+    /// The pieces this fetch wants; all of them unless `with_wanted` said otherwise.
+    wanted: Bitfield,
+    /// Wanted pieces not yet `Have`: complete at 0.
+    wanted_left: u32,
     missing: u32,
     buffered: u64,
     max_buffered: u64,
@@ -140,6 +164,8 @@ impl Picker {
             availability: vec![0; n],
             partial: HashMap::new(),
             failed_before: vec![false; n],
+            wanted: Bitfield::full(n as u32),
+            wanted_left: missing,
             missing,
             buffered: 0,
             max_buffered,
@@ -153,14 +179,72 @@ impl Picker {
         self.start = piece % self.geometry.piece_count().max(1);
     }
 
+    /// Restricts a new picker to the `wanted` pieces (a partial fetch): the others are
+    /// skipped unless we have them already. A bitfield of another length wants nothing
+    /// past its end.
+    pub fn with_wanted(mut self, wanted: Bitfield) -> Self {
+        for (i, s) in self.state.iter_mut().enumerate() {
+            if *s == PieceState::Missing && !wanted.has_raw(i as u32) {
+                *s = PieceState::Skipped;
+                self.missing -= 1;
+            }
+        }
+        self.wanted_left = (0..self.state.len() as u32)
+            .filter(|&i| wanted.has_raw(i) && !self.have.has_raw(i))
+            .count() as u32;
+        self.wanted = wanted;
+        self
+    }
+
     /// The pieces we have.
     pub fn have(&self) -> &Bitfield {
         &self.have
     }
 
-    /// Whether every piece is verified.
+    /// The pieces this fetch wants.
+    pub fn wanted(&self) -> &Bitfield {
+        &self.wanted
+    }
+
+    /// Whether every wanted piece is verified (every piece, without a selection).
     pub fn is_complete(&self) -> bool {
-        self.have.is_full()
+        self.wanted_left == 0
+    }
+
+    /// Verified bytes of every piece (what a tracker's `left` is counted from).
+    pub fn have_bytes(&self) -> u64 {
+        self.bytes_of(self.have.count(), self.have.has_raw(self.last()))
+    }
+
+    /// What a progress bar shows: wanted pieces and their bytes, verified and in all.
+    pub fn progress(&self) -> Progress {
+        let pieces_total = self.wanted.count().min(self.state.len() as u32);
+        let pieces_have = pieces_total.saturating_sub(self.wanted_left);
+        let last = self.last();
+        let wants_last = self.wanted.has_raw(last);
+        Progress {
+            pieces_have,
+            pieces_total,
+            have_bytes: self.bytes_of(pieces_have, wants_last && self.have.has_raw(last)),
+            total_bytes: self.bytes_of(pieces_total, wants_last),
+        }
+    }
+
+    fn last(&self) -> u32 {
+        self.geometry.piece_count().saturating_sub(1)
+    }
+
+    /// Bytes of `count` pieces, the short last one among them if `with_last`.
+    fn bytes_of(&self, count: u32, with_last: bool) -> u64 {
+        let full = u64::from(count) * u64::from(self.geometry.piece_len());
+        match self
+            .geometry
+            .piece(self.last())
+            .filter(|_| with_last && count > 0)
+        {
+            Some(last) => full - u64::from(self.geometry.piece_len() - self.geometry.len_of(last)),
+            None => full,
+        }
     }
 
     /// Bytes of piece data held in memory.
@@ -170,15 +254,14 @@ impl Picker {
 
     /// Whether `peer_has` holds a piece we still need.
     pub fn wants_from(&self, peer_has: &Bitfield) -> bool {
-        !self.is_complete()
-            && peer_has
-                .ones()
-                .any(|i| self.state[i as usize] != PieceState::Have)
+        !self.is_complete() && peer_has.ones().any(|i| self.needs(i))
     }
 
     /// Whether piece `i` is one we still need (for interest after a HAVE).
     pub fn needs(&self, i: u32) -> bool {
-        self.state.get(i as usize).is_some_and(|s| *s != PieceState::Have)
+        self.state
+            .get(i as usize)
+            .is_some_and(|s| !matches!(s, PieceState::Have | PieceState::Skipped))
     }
 
     /// A peer's bitfield arrived.
@@ -440,6 +523,7 @@ impl Picker {
         if ok {
             self.state[i] = PieceState::Have;
             self.have.set(piece);
+            self.wanted_left = self.wanted_left.saturating_sub(1);
             self.is_complete()
         } else {
             self.state[i] = PieceState::Missing;

@@ -31,23 +31,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         for p in st.peers.values_mut() {
             p.note_activity(now);
         }
-        let have = st.picker.have();
-        let pieces_have = have.count();
-        let last = shared.geometry.piece_count() - 1;
-        let short = u64::from(
-            shared.geometry.piece_len()
-                - shared
-                    .geometry
-                    .len_of(shared.geometry.piece(last).expect("last piece")),
-        );
-        let have_bytes = u64::from(pieces_have) * u64::from(shared.geometry.piece_len())
-            - if have.has_raw(last) { short } else { 0 };
+        // A partial fetch counts the pieces it wants (all of them without a selection).
+        let progress = st.picker.progress();
         let seeders = st.peers.values().filter(|p| p.has.is_full()).count();
         st.stats = Stats {
-            have_bytes,
-            total_bytes: shared.geometry.total_len(),
-            pieces_have,
-            pieces_total: shared.geometry.piece_count(),
+            have_bytes: progress.have_bytes,
+            total_bytes: progress.total_bytes,
+            pieces_have: progress.pieces_have,
+            pieces_total: progress.pieces_total,
             peers: crate::slots::live_peers(&st),
             seeders,
             queued_peers: st.candidates.len(),

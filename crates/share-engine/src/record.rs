@@ -88,6 +88,12 @@ impl Record {
         record
     }
 
+    /// Where this record's side file is (`selection.rs`): the pieces a partial fetch of
+    /// this output keeps for files it skipped.
+    pub fn side_path(&self) -> PathBuf {
+        crate::selection::side_path(&self.path)
+    }
+
     /// Whether file `index` is ours and is the file now at `path`. A file recorded while it
     /// was being created (no identity yet) is ours whatever its identity.
     pub fn owns(&self, index: usize, path: &Path) -> bool {

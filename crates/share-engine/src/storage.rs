@@ -45,6 +45,16 @@ pub trait Storage: Send + Sync + 'static {
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), TorrentError>;
     /// Flushes written data to stable storage.
     fn sync(&self) -> Result<(), TorrentError>;
+    /// Fills `buf` from stream offset `offset` out of the copy a partial fetch kept aside
+    /// (`selection.rs`); false if there is none. The caller hashes it before trusting it.
+    fn read_aside(&self, _offset: u64, _buf: &mut [u8]) -> bool {
+        false
+    }
+    /// The resume check is over (and was not cancelled): copies kept aside that this fetch
+    /// no longer needs may go.
+    fn check_done(&self) -> Result<(), TorrentError> {
+        Ok(())
+    }
 }
 
 /// The files of a torrent on the local file system.
@@ -110,11 +120,31 @@ impl FileStorage {
         root: &Path,
         direct: bool,
     ) -> Result<Self, TorrentError> {
+        let all = vec![true; layout.files().len()];
+        Self::create_selected(layout, paths, root, direct, &all)
+    }
+
+    /// [`FileStorage::create`] for the files `selected` says (by layout index); the others
+    /// are neither created nor opened, and reading or writing them is an error: a partial
+    /// fetch routes their bytes elsewhere (`selection.rs`).
+    pub fn create_selected(
+        layout: FileLayout,
+        paths: Vec<PathBuf>,
+        root: &Path,
+        direct: bool,
+        selected: &[bool],
+    ) -> Result<Self, TorrentError> {
         let mut files = Vec::with_capacity(paths.len());
         let mut direct_files = Vec::with_capacity(paths.len());
-        check_output(root, &paths)?;
-        for (f, path) in layout.files().iter().zip(&paths) {
-            if f.pad {
+        let kept: Vec<PathBuf> = paths
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| selected.get(*i) == Some(&true))
+            .map(|(_, p)| p.clone())
+            .collect();
+        check_output(root, &kept)?;
+        for (i, (f, path)) in layout.files().iter().zip(&paths).enumerate() {
+            if f.pad || selected.get(i) != Some(&true) {
                 files.push(None);
                 direct_files.push(None);
                 continue;

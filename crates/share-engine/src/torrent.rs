@@ -359,10 +359,13 @@ impl Torrent {
             Mode::Fetch | Mode::Chat => Bitfield::new(geometry.piece_count()),
         };
         let mut picker = Picker::new(geometry, have, buffer_budget(&config, geometry));
+        if mode == Mode::Fetch {
+            picker = picker.with_wanted(crate::selection::wanted(&meta, &config)?);
+        }
         picker.start_at(rand::random::<u32>());
         let stats = Stats {
-            total_bytes: geometry.total_len(),
-            pieces_total: geometry.piece_count(),
+            total_bytes: picker.progress().total_bytes,
+            pieces_total: picker.progress().pieces_total,
             ..Stats::default()
         };
         let state = State {
@@ -449,7 +452,8 @@ impl Torrent {
         self.shared.stats()
     }
 
-    /// Whether every piece is verified.
+    /// Whether every wanted piece is verified (every piece, unless `Config::select` chose
+    /// some files).
     pub fn is_complete(&self) -> bool {
         self.shared.lock().picker.is_complete()
     }
@@ -520,7 +524,8 @@ impl Shared {
             self.geometry,
             have.clone(),
             buffer_budget(&self.config, self.geometry),
-        );
+        )
+        .with_wanted(st.picker.wanted().clone());
         st.picker.start_at(rand::random::<u32>());
         st.have_log = have.ones().collect();
         let n = st.have_log.len();

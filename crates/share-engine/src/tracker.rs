@@ -94,14 +94,14 @@ async fn announce_any(
     event: AnnounceEvent,
     key: u32,
 ) -> Option<AnnounceResponse> {
+    // What we lack of the whole torrent: a partial fetch that has what it wants is still
+    // no seed.
     let left = {
         let st = shared.lock();
-        shared.geometry.total_len().saturating_sub(st.stats.have_bytes)
-    };
-    let left = if shared.lock().picker.is_complete() {
-        0
-    } else {
-        left.max(1)
+        match shared.geometry.total_len().saturating_sub(st.picker.have_bytes()) {
+            _ if st.picker.have().is_full() => 0,
+            left => left.max(1),
+        }
     };
     let req = AnnounceRequest {
         uploaded: shared.uploaded.load(Ordering::Relaxed),

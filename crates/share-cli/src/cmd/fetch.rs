@@ -43,6 +43,11 @@ pub struct Args {
     /// Port for peer connections [default: 6881, or any free port].
     #[arg(long)]
     pub port: Option<u16>,
+    /// Fetch only the files of a directory torrent whose path matches GLOB (`docs/*.pdf`,
+    /// `**/*.txt`, a plain path; `*` stays within a directory, `**` spans them); repeat for
+    /// several. `share info` lists the paths.
+    #[arg(long = "only", value_name = "GLOB")]
+    pub only: Vec<String>,
     /// Exit once the data is verified instead of seeding until Ctrl-C.
     #[arg(long)]
     pub no_seed: bool,
@@ -109,6 +114,11 @@ async fn fetch(args: Args) -> Outcome {
     // The directory that receives the output: links in it (and above) are the user's; the
     // engine refuses any link from the output's own name down.
     let root = out.parent().map(Path::to_path_buf).unwrap_or_default();
+    let only = if args.only.is_empty() {
+        None
+    } else {
+        Some(crate::only::select(&meta, &args.only, &args.manifest)?)
+    };
     let listen = crate::run::peer_listen(args.port).await;
     let params = Params {
         paths: output_paths(&meta, &out),
@@ -122,29 +132,24 @@ async fn fetch(args: Args) -> Outcome {
             nick: args.nick.clone().unwrap_or_else(crate::run::default_nick),
             state_dir: state_dir(args.state_dir.clone()),
             overwrite: args.overwrite,
+            select: only.as_ref().map(|o| o.mask.clone()),
             ..Config::default()
         },
     };
     let torrent = Torrent::start(params).await.map_err(start_failure)?;
     let mut render = Render::new(args.json, &meta.info.name);
-    render.emit(
-        serde_json::json!({
-            "event": "fetching",
-            "name": meta.info.name,
-            "info_hash": meta.info_hash.to_hex(),
-            "total_length": meta.total_len(),
-            "output": out,
-            "listen": torrent.listen_addr(),
-        }),
-        || {
-            Some(format!(
-                "fetching {} ({}) into {}",
-                meta.info.name,
-                indicatif::HumanBytes(meta.content_len()),
-                out.display()
-            ))
-        },
-    );
+    let mut fetching = serde_json::json!({
+        "event": "fetching",
+        "name": meta.info.name,
+        "info_hash": meta.info_hash.to_hex(),
+        "total_length": meta.total_len(),
+        "output": out,
+        "listen": torrent.listen_addr(),
+    });
+    if let Some(only) = &only {
+        fetching["files"] = only.files.iter().map(|(path, _)| path.as_str()).collect();
+    }
+    render.emit(fetching, || Some(fetching_line(&meta, &out, only.as_ref())));
     let no_seed = args.no_seed;
     let shown = out.display().to_string();
     let ended = drive(&torrent, &mut render, no_seed, |r| {
@@ -169,6 +174,33 @@ async fn fetch(args: Args) -> Outcome {
             ),
         )),
     }
+}
+
+/// What a fetch says it is doing; with `--only`, which files (each a line, sanitized: the
+/// names are the manifest's).
+fn fetching_line(
+    meta: &share_proto::metainfo::Metainfo,
+    out: &Path,
+    only: Option<&crate::only::Selection>,
+) -> String {
+    use share_proto::sanitize::sanitize;
+    let Some(only) = only else {
+        let size = indicatif::HumanBytes(meta.content_len());
+        return format!("fetching {} ({size}) into {}", meta.info.name, out.display());
+    };
+    let name = sanitize(&meta.info.name);
+    let size = indicatif::HumanBytes(only.files.iter().map(|(_, len)| len).sum());
+    let of = meta.content_files().count();
+    let mut line = format!(
+        "fetching {} of {of} files of {name} ({size}) into {}:",
+        only.files.len(),
+        out.display()
+    );
+    for (path, len) in &only.files {
+        let len = indicatif::HumanBytes(*len).to_string();
+        line.push_str(&format!("\n  {len:>11}  {}", sanitize(path)));
+    }
+    line
 }
 
 /// The state directory: `--state-dir`, else `$SHARE_STATE_DIR`, else the platform data

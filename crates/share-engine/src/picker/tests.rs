@@ -262,3 +262,65 @@ fn random_swarm_always_completes() {
         assert!(verified.iter().all(|&v| v == 1), "round {round}: {verified:?}");
     }
 }
+
+#[test]
+fn a_partial_fetch_picks_only_wanted_pieces_and_completes_on_them() {
+    let g = geometry(6, 2);
+    // Piece 4 was had already (a resume check found it); 1, 2 and 4 are wanted.
+    let mut p = Picker::new(g, bf(6, &[4]), u64::MAX).with_wanted(bf(6, &[1, 2, 4]));
+    let all = Bitfield::full(6);
+    p.add_peer(&all);
+    assert!(!p.is_complete());
+    assert!(p.needs(1) && p.needs(2));
+    assert!(
+        !p.needs(0) && !p.needs(3) && !p.needs(4) && !p.needs(5),
+        "skipped or had"
+    );
+    assert!(!p.wants_from(&bf(6, &[0, 3, 4, 5])), "nothing wanted there");
+    assert!(p.wants_from(&bf(6, &[0, 2])));
+    let progress = p.progress();
+    assert_eq!(
+        (progress.pieces_have, progress.pieces_total),
+        (1, 3),
+        "counted over wanted pieces"
+    );
+    assert_eq!(progress.total_bytes, 3 * u64::from(2 * B));
+    let blocks = p.pick(1, &all, 100);
+    let mut picked: Vec<u32> = blocks.iter().map(|b| b.piece.get()).collect();
+    picked.dedup();
+    picked.sort_unstable();
+    assert_eq!(picked, [1, 2], "only wanted pieces, never a skipped one");
+    assert!(
+        p.pick(2, &all, 100)
+            .iter()
+            .all(|b| [1, 2].contains(&b.piece.get())),
+        "endgame stays within the wanted set"
+    );
+    let done = deliver(&mut p, 1, &blocks);
+    assert_eq!(done.len(), 2);
+    assert!(!p.verified(done[0].piece, true));
+    assert!(
+        p.verified(done[1].piece, true),
+        "the last wanted piece completes the fetch"
+    );
+    assert!(p.is_complete() && !p.have().is_full());
+    assert!(p.pick(1, &all, 100).is_empty());
+    assert_eq!(p.progress().have_bytes, p.progress().total_bytes);
+    assert_eq!(
+        p.have_bytes(),
+        3 * u64::from(2 * B),
+        "every verified piece, for the tracker"
+    );
+}
+
+#[test]
+fn wanted_bytes_count_the_short_last_piece() {
+    let g = Geometry::new(3 * u64::from(B) + 100, B).unwrap();
+    let p = Picker::new(g, Bitfield::new(4), u64::MAX).with_wanted(bf(4, &[0, 3]));
+    assert_eq!(p.progress().total_bytes, u64::from(B) + 100);
+    let none = Picker::new(g, Bitfield::new(4), u64::MAX).with_wanted(Bitfield::new(4));
+    assert!(none.is_complete(), "nothing wanted: complete at once");
+    let all = Picker::new(g, Bitfield::full(4), u64::MAX);
+    assert_eq!(all.progress().have_bytes, 3 * u64::from(B) + 100);
+    assert_eq!(all.have_bytes(), 3 * u64::from(B) + 100);
+}
