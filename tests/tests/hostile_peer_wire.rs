@@ -4,9 +4,9 @@
 //! again and again until it is banned.
 //!
 //! The hostile peer is a raw peer (`raw_peer`) speaking the wire by hand through
-//! share-proto's encoder, so it can send exactly the bytes an attacker would; each test
-//! closes the hostile connection with a reason naming the fault, nothing panics, and the
-//! honest download beside it completes byte-identical (`hostile_support::Swarm`).
+//! share-proto's encoder, so it can send exactly the bytes an attacker would. In each test the
+//! engine closes the hostile connection with a reason naming the fault, nothing panics, and
+//! the honest download beside it completes byte-identical.
 
 mod hostile_support;
 mod raw_peer;
