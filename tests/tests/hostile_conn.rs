@@ -1,4 +1,4 @@
-//! Hostile and unlucky connections that the per-fault scripts of `hostile_peer.rs` do not
+//! Hostile and unlucky connections that the per-fault scripts of `hostile_peer_*.rs` do not
 //! cover: a seeder whose file changes under it (our own read failing is neither fatal nor
 //! the requester's fault), and chat floods that rotate origins over many connections.
 

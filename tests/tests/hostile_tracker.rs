@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use share_engine::{Config, Event};
 use swarm_support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 const BOGUS_PEERS: u32 = 100_000;
@@ -29,14 +29,9 @@ async fn hostile_tracker() -> String {
 }
 
 async fn serve(mut stream: TcpStream) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).await.unwrap_or(0) == 0 {
-            return;
-        }
-        head.push(byte[0]);
-    }
+    let Some(head) = read_http_head(&mut stream).await else {
+        return;
+    };
     let head = String::from_utf8_lossy(&head).into_owned();
     let path = head.split(' ').nth(1).unwrap_or("/");
     let mode = path.trim_start_matches('/').split('/').next().unwrap_or("");

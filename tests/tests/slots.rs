@@ -81,6 +81,32 @@ fn keep_idle(mut stream: TcpStream) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Strangers `ids` connecting from `from` to `to`, each held idle (see [`keep_idle`]); the
+/// ones the engine closed before answering the handshake are left out.
+async fn idle_strangers(
+    from: [u8; 4],
+    to: SocketAddr,
+    info_hash: InfoHash,
+    ids: std::ops::Range<u32>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut idle = Vec::new();
+    for n in ids {
+        let conn = handshake(from, to, info_hash, stranger_id(n), None).await;
+        idle.extend(conn.map(keep_idle));
+    }
+    idle
+}
+
+/// The reasons of the refusals among `seen`.
+fn refusals(seen: &[Event]) -> Vec<String> {
+    seen.iter()
+        .filter_map(|e| match e {
+            Event::PeerRefused { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Counts events until `n` match `pred` (deadline `secs`); returns everything seen.
 async fn wait_count(
     rx: &mut broadcast::Receiver<Event>,
@@ -103,6 +129,38 @@ fn is_registration(e: &Event) -> bool {
     matches!(e, Event::PeerUp { client: None, .. }) || matches!(e, Event::PeerRefused { .. })
 }
 
+/// An honest fetch of `shared` from `seeder` alone, waited for until it completes
+/// byte-identical; returned with its output directory, still running.
+async fn honest_fetch(
+    shared: &Shared,
+    seeder: &Torrent,
+    secs: u64,
+    what: &str,
+) -> (Torrent, tempfile::TempDir) {
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("out.bin");
+    let f = fetch(&shared.meta, &path, vec![], vec![seeder.listen_addr()]).await;
+    complete_identical(&f, &path, &shared.data, secs, what).await;
+    (f, out)
+}
+
+/// Starts fetchers `ids` of `shared` (outputs `f{i}.bin` in `out`) with `trackers` and `cfg`.
+async fn start_fetchers(
+    ids: std::ops::Range<usize>,
+    shared: &Shared,
+    trackers: &[String],
+    cfg: &Config,
+    out: &std::path::Path,
+) -> Vec<(Torrent, std::path::PathBuf)> {
+    let mut started = Vec::new();
+    for i in ids {
+        let path = out.join(format!("f{i}.bin"));
+        let f = fetch_with(&shared.meta, &path, trackers.to_vec(), vec![], cfg.clone()).await;
+        started.push((f, path));
+    }
+    started
+}
+
 /// Waits for `f` to complete and checks its bytes.
 async fn complete_identical(f: &Torrent, out: &std::path::Path, data: &[u8], secs: u64, what: &str) {
     if !f.is_complete() {
@@ -123,18 +181,7 @@ async fn sixty_idle_connections_do_not_lock_an_honest_fetch_out() {
     let max_peers = cfg.max_peers;
     let seeder = seed_with(&shared.meta, &shared.path, vec![], vec![], cfg).await;
     let mut events = seeder.events();
-    let mut idle = Vec::new();
-    for n in 0..60 {
-        let conn = handshake(
-            [127, 0, 0, 1],
-            seeder.listen_addr(),
-            shared.meta.info_hash,
-            stranger_id(n),
-            None,
-        )
-        .await;
-        idle.extend(conn.map(keep_idle));
-    }
+    let idle = idle_strangers([127, 0, 0, 1], seeder.listen_addr(), shared.meta.info_hash, 0..60).await;
     let seen = wait_count(
         &mut events,
         30,
@@ -148,13 +195,7 @@ async fn sixty_idle_connections_do_not_lock_an_honest_fetch_out() {
             .filter(|e| matches!(e, Event::PeerDown { reason, .. } if reason.starts_with("displaced by")))
             .count()
     };
-    let refused: Vec<_> = seen
-        .iter()
-        .filter_map(|e| match e {
-            Event::PeerRefused { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
+    let refused = refusals(&seen);
     println!(
         "60 idle strangers: {} registered, {} refused {refused:?}",
         60 - refused.len(),
@@ -162,11 +203,8 @@ async fn sixty_idle_connections_do_not_lock_an_honest_fetch_out() {
     );
 
     // The honest fetch: every slot is held by an idle stranger.
-    let out = tempfile::tempdir().unwrap();
-    let path = out.path().join("out.bin");
     let started = tokio::time::Instant::now();
-    let f = fetch(&shared.meta, &path, vec![], vec![seeder.listen_addr()]).await;
-    complete_identical(&f, &path, &shared.data, 40, "the honest fetch").await;
+    let (f, _out) = honest_fetch(&shared, &seeder, 40, "the honest fetch").await;
     println!("honest fetch complete in {:?}", started.elapsed());
     // Each newcomer beyond the slots, the honest fetcher included, displaced an idle stranger.
     let mut total_displaced = displaced(&seen);
@@ -199,39 +237,25 @@ async fn one_address_holds_at_most_max_peers_per_ip_connections() {
     let seeder = seed(&shared.meta, &shared.path, vec![], vec![]).await;
     let mut events = seeder.events();
     // A host at 127.0.0.2 opens far more connections than the cap.
-    let mut idle = Vec::new();
-    for n in 0..cap as u32 + 6 {
-        let conn = handshake(
-            [127, 0, 0, 2],
-            seeder.listen_addr(),
-            shared.meta.info_hash,
-            stranger_id(n),
-            None,
-        )
-        .await;
-        idle.extend(conn.map(keep_idle));
-    }
+    let idle = idle_strangers(
+        [127, 0, 0, 2],
+        seeder.listen_addr(),
+        shared.meta.info_hash,
+        0..cap as u32 + 6,
+    )
+    .await;
     let seen = wait_count(&mut events, 30, cap + 6, "the registrations", is_registration).await;
     let up = seen
         .iter()
         .filter(|e| matches!(e, Event::PeerUp { client: None, .. }))
         .count();
-    let refused: Vec<_> = seen
-        .iter()
-        .filter_map(|e| match e {
-            Event::PeerRefused { reason, .. } => Some(reason.as_str()),
-            _ => None,
-        })
-        .collect();
+    let refused = refusals(&seen);
     assert_eq!(up, cap, "{refused:?}");
     assert_eq!(refused.len(), 6);
     let want = format!("too many connections from 127.0.0.2: {cap} already, max_peers_per_ip is {cap}");
     assert!(refused.iter().all(|r| *r == want), "{refused:?}");
     // Another address is still served.
-    let out = tempfile::tempdir().unwrap();
-    let path = out.path().join("out.bin");
-    let f = fetch(&shared.meta, &path, vec![], vec![seeder.listen_addr()]).await;
-    complete_identical(&f, &path, &shared.data, 30, "the fetch from 127.0.0.1").await;
+    let (f, _out) = honest_fetch(&shared, &seeder, 30, "the fetch from 127.0.0.1").await;
     f.shutdown().await;
     seeder.shutdown().await;
     for h in idle {
@@ -253,29 +277,16 @@ async fn a_seeder_and_sixty_fetchers_all_complete() {
     let seeder = seed_with(&shared.meta, &shared.path, t.clone(), vec![], cfg.clone()).await;
     let out = tempfile::tempdir().unwrap();
     let started = tokio::time::Instant::now();
-    let mut fetchers = Vec::new();
     // As many as the slots hold first; every one completes and stays (complete peers keep
     // chat links open).
-    for i in 0..max_peers {
-        let path = out.path().join(format!("f{i}.bin"));
-        fetchers.push((
-            fetch_with(&shared.meta, &path, t.clone(), vec![], cfg.clone()).await,
-            path,
-        ));
-    }
+    let mut fetchers = start_fetchers(0..max_peers, &shared, &t, &cfg, out.path()).await;
     for (i, (f, path)) in fetchers.iter().enumerate() {
         complete_identical(f, path, &shared.data, 120, &format!("fetcher {i}")).await;
     }
     println!("first {max_peers} fetchers complete in {:?}", started.elapsed());
     // Then ten more, into a swarm whose slots are all held by complete peers.
     let later = tokio::time::Instant::now();
-    for i in max_peers..max_peers + 10 {
-        let path = out.path().join(format!("f{i}.bin"));
-        fetchers.push((
-            fetch_with(&shared.meta, &path, t.clone(), vec![], cfg.clone()).await,
-            path,
-        ));
-    }
+    fetchers.extend(start_fetchers(max_peers..max_peers + 10, &shared, &t, &cfg, out.path()).await);
     for (i, (f, path)) in fetchers.iter().enumerate().skip(max_peers) {
         complete_identical(f, path, &shared.data, 120, &format!("late fetcher {i}")).await;
     }
@@ -303,13 +314,8 @@ async fn scripted_tracker(peers: Vec<SocketAddr>, go: tokio::sync::watch::Receiv
             let body = body.clone();
             let mut go = go.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
+                if read_http_head(&mut stream).await.is_none() {
+                    return;
                 }
                 if go.wait_for(|g| *g).await.is_err() {
                     return;

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use common::proc::Proc;
+use common::proc::{listen_port, Proc};
 use common::{pattern, share_json};
 use serde_json::Value;
 use share_proto::chat::ChatMessage;
@@ -44,15 +44,7 @@ fn join(manifest: &str, nick: &str, peer: Option<u16>) -> (Proc, u16) {
         args.extend(["--peer", p.as_str()]);
     }
     let mut p = Proc::share_talking(&args);
-    let v = p.wait_event(30, "chatting");
-    let port = v["listen"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = listen_port(&p.wait_event(30, "chatting"));
     (p, port)
 }
 
@@ -140,20 +132,7 @@ fn a_late_joiner_gets_the_recent_history_and_direct_messages_stay_direct() {
     }
     wait_chat(&mut c, "earlier 2");
     // E joins late, next to C only: it hears the history from C.
-    let (mut e, _) = join(
-        &m,
-        "erin",
-        Some(
-            c.seen[0]["listen"]
-                .as_str()
-                .unwrap()
-                .rsplit(':')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap(),
-        ),
-    );
+    let (mut e, _) = join(&m, "erin", Some(listen_port(&c.seen[0])));
     for i in 0..3 {
         let v = wait_chat(&mut e, &format!("earlier {i}"));
         assert_eq!(v["nick"], "alice");
@@ -292,18 +271,10 @@ fn escape_sequences_never_reach_the_output() {
         .unwrap()
         .port();
     let text = Proc::share_talking(&["chat", &m, "--nick", "reader", "--port", &port.to_string()]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !text.stderr().starts_with("chatting") {
-        assert!(std::time::Instant::now() < deadline, "{}", text.stderr());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    text.wait_stderr(30, |err| err.starts_with("chatting"));
     let mut raw = RawPeer::connect(port, hash);
     raw.chat(2, "\x1b[1mmallory", evil);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !text.stderr().contains(shown) {
-        assert!(std::time::Instant::now() < deadline, "{}", text.stderr());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    text.wait_stderr(30, |err| err.contains(shown));
     let out = text.stderr();
     let line = out.lines().find(|l| l.contains(shown)).unwrap();
     assert!(line.ends_with(&format!("] mallory: {shown}")), "{line:?}");

@@ -229,10 +229,11 @@ impl Captured {
 
 fn fetch_cmd(manifest: &str, out: &Path, json: bool) -> Command {
     let mut cmd = common::share_cmd();
-    cmd.args(["fetch", manifest, "-o"]).arg(out).args(["--port", "0"]);
-    if json {
-        cmd.arg("--json");
-    }
+    cmd.args(common::fetch_args(
+        manifest,
+        out,
+        if json { &["--json"] } else { &[] },
+    ));
     cmd.env_remove("RUST_LOG");
     cmd
 }
@@ -336,14 +337,7 @@ fn an_unreachable_tracker_is_named_by_host_and_path_without_the_query() {
 
 /// `share fetch --json` under a file-size limit, so that writes fail mid-download.
 fn fetch_limited(manifest: &str, out: &Path, limit: u64, rust_log: Option<&str>) -> Proc {
-    let mut cmd = Command::new("prlimit");
-    cmd.arg(format!("--fsize={limit}"))
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_share"))
-        .args(["fetch", manifest, "-o"])
-        .arg(out)
-        .args(["--port", "0", "--no-seed", "--json", "--overwrite"])
-        .env("SHARE_STATE_DIR", common::STATE_DIR);
+    let mut cmd = common::fetch_limited_cmd(manifest, out, limit, &["--overwrite"]);
     match rust_log {
         Some(v) => cmd.env("RUST_LOG", v),
         None => cmd.env_remove("RUST_LOG"),
@@ -353,7 +347,7 @@ fn fetch_limited(manifest: &str, out: &Path, limit: u64, rust_log: Option<&str>)
 
 #[test]
 fn a_fatal_error_is_one_sentence_with_no_log_lines_unless_rust_log_asks() {
-    if Command::new("prlimit").arg("--version").output().is_err() {
+    if !common::has_prlimit() {
         eprintln!("skipped: `prlimit` is not installed (apt-get install util-linux)");
         return;
     }

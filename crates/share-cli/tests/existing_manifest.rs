@@ -7,8 +7,8 @@ mod common;
 
 use std::path::Path;
 
-use common::proc::{fetch, seed, Proc};
-use common::{pattern, run_tool, share};
+use common::proc::{fetch, listen_port, seed, Proc};
+use common::{pattern, run_tool, seed_args, share};
 
 /// The info hash `transmission-show` reads from a manifest, when it is installed.
 fn transmission_hash(manifest: &Path) -> Option<String> {
@@ -71,13 +71,7 @@ fn seed_keeps_an_existing_mktorrent_manifest_of_the_same_data() {
         "the manifest is unchanged"
     );
     // A fetcher with mktorrent's manifest gets the data from this seeder.
-    let port = seeding["listen"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_string();
+    let port = listen_port(seeding);
     let out = dir.path().join("got.bin");
     let mut f = fetch(
         manifest.to_str().unwrap(),
@@ -94,14 +88,7 @@ fn seed_keeps_an_existing_mktorrent_manifest_of_the_same_data() {
     let mut changed = data.clone();
     changed[700_000] ^= 1;
     std::fs::write(&file, &changed).unwrap();
-    let r = share(&[
-        "seed",
-        file.to_str().unwrap(),
-        "--port",
-        "0",
-        "--tracker-port",
-        "0",
-    ]);
+    let r = share(&seed_args(&file, &[]));
     assert_eq!(r.status.code(), Some(2));
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(
@@ -115,14 +102,7 @@ fn seed_keeps_an_existing_mktorrent_manifest_of_the_same_data() {
     assert_eq!(std::fs::read(&manifest).unwrap(), before);
     // Options that would make another manifest are refused too.
     std::fs::write(&file, &data).unwrap();
-    let r = share(&[
-        "seed",
-        file.to_str().unwrap(),
-        "--piece-size",
-        "64K",
-        "--port",
-        "0",
-    ]);
+    let r = share(&seed_args(&file, &["--piece-size", "64K"]));
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr)
         .contains("has pieces of 32768 bytes where --piece-size asks for 65536"));
@@ -191,15 +171,7 @@ fn create_refuses_to_replace_an_existing_manifest_without_force() {
     // `share seed` with something that is not a manifest where its manifest goes.
     let manifest = dir.path().join("f.bin.torrent");
     std::fs::write(&manifest, b"notes, not a manifest").unwrap();
-    let mut p = Proc::share(&[
-        "seed",
-        file.to_str().unwrap(),
-        "--port",
-        "0",
-        "--tracker-port",
-        "0",
-        "--json",
-    ]);
+    let mut p = Proc::share(&seed_args(&file, &["--json"]));
     assert_eq!(p.exit_code(30), Some(2));
     assert!(
         p.stderr().contains("already exists and cannot be reused"),

@@ -221,19 +221,12 @@ fn a_full_disk_and_a_read_only_output_fail_clearly_and_lose_nothing() {
 
 /// `share fetch` under a file-size limit (`prlimit --fsize`), as `ulimit -f` sets it.
 fn fetch_limited(manifest: &str, out: &Path, limit: u64) -> Proc {
-    let mut cmd = Command::new("prlimit");
-    cmd.arg(format!("--fsize={limit}"))
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_share"))
-        .args(["fetch", manifest, "-o"])
-        .arg(out)
-        .args(["--port", "0", "--no-seed", "--json"]);
-    Proc::spawn(cmd)
+    Proc::spawn(common::fetch_limited_cmd(manifest, out, limit, &[]))
 }
 
 #[test]
 fn a_file_size_limit_is_a_clear_error_not_a_signal() {
-    if Command::new("prlimit").arg("--version").output().is_err() {
+    if !common::has_prlimit() {
         return skip(
             "a_file_size_limit_is_a_clear_error_not_a_signal",
             "`prlimit` is not installed (apt-get install util-linux)",

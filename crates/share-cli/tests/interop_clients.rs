@@ -185,16 +185,7 @@ fn share_fetch_downloads_from_an_aria2c_seeder() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = dir.path().join("got.bin");
-    let mut f = Proc::share(&[
-        "fetch",
-        manifest.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--port",
-        "0",
-        "--no-seed",
-        "--json",
-    ]);
+    let mut f = common::proc::fetch(manifest.to_str().unwrap(), &out, &["--no-seed"]);
     f.wait_event(60, "complete");
     assert_eq!(f.exit_code(30), Some(0), "{}", f.stderr());
     assert_eq!(std::fs::read(&out).unwrap(), data);

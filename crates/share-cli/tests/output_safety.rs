@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::proc::{seed, Proc};
-use common::{pattern, share, share_cmd};
+use common::{fetch_refused, pattern, share, share_cmd};
 
 /// `share fetch MANIFEST ARGS --port 0 --json` run from `cwd`.
 fn fetch_from(cwd: &Path, manifest: &str, args: &[&str]) -> Proc {
@@ -23,20 +23,6 @@ fn fetch_from(cwd: &Path, manifest: &str, args: &[&str]) -> Proc {
         .args(args)
         .args(["--port", "0", "--json", "--no-seed"]);
     Proc::spawn(cmd)
-}
-
-/// A fetch that must be refused before any peer is contacted: exit code and stderr.
-fn refused(cwd: &Path, manifest: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let r = share_cmd()
-        .current_dir(cwd)
-        .arg("fetch")
-        .arg(manifest)
-        .args(args)
-        .args(["--peer", "127.0.0.1:1", "--no-seed"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (r.status.code(), String::from_utf8_lossy(&r.stderr).into_owned())
 }
 
 fn create(src: &Path, manifest: &Path) {
@@ -131,7 +117,7 @@ fn existing_files_share_did_not_write_are_refused_untouched() {
         (&thesis, "it holds 10 bytes where the manifest's file has 3000000"),
     ] {
         let before = fingerprint(target);
-        let (code, err) = refused(&home, &m, &["-o", target.file_name().unwrap().to_str().unwrap()]);
+        let (code, err) = fetch_refused(&home, &m, &["-o", target.file_name().unwrap().to_str().unwrap()]);
         assert_eq!(code, Some(2), "{err}");
         let name = target.file_name().unwrap().to_str().unwrap();
         assert!(
@@ -153,11 +139,11 @@ fn existing_files_share_did_not_write_are_refused_untouched() {
     std::fs::write(evil.join(".ssh/authorized_keys"), b"ssh-ed25519 AAAA evil\n").unwrap();
     let em = dir.path().join("evil.torrent");
     create(&evil, &em);
-    let (code, err) = refused(dir.path(), &em, &["-o", home.to_str().unwrap()]);
+    let (code, err) = fetch_refused(dir.path(), &em, &["-o", home.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("it is a directory share did not create"), "{err}");
     std::fs::write(home.join(".bashrc"), b"my prompt\n").unwrap();
-    let (code, err) = refused(dir.path(), &em, &["-o", home.to_str().unwrap()]);
+    let (code, err) = fetch_refused(dir.path(), &em, &["-o", home.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(!home.join(".ssh/authorized_keys").exists(), "nothing planted");
     assert_eq!(std::fs::read(home.join(".bashrc")).unwrap(), b"my prompt\n");
@@ -199,7 +185,7 @@ fn overwrite_lets_share_replace_a_file_it_did_not_write() {
     let (_seeder, manifest) = seed(&file, &[]);
     let old = dir.path().join("old.bin");
     std::fs::write(&old, b"an old draft").unwrap();
-    let (code, _) = refused(dir.path(), Path::new(&manifest), &["-o", "old.bin"]);
+    let (code, _) = fetch_refused(dir.path(), Path::new(&manifest), &["-o", "old.bin"]);
     assert_eq!(code, Some(2));
     let mut f = fetch_from(dir.path(), &manifest, &["-o", "old.bin", "--overwrite"]);
     f.wait_event(60, "complete");
@@ -229,7 +215,7 @@ fn output_paths_that_cannot_work_are_bad_input() {
             "share: -o .. does not end in a name to save f.bin as",
         ),
     ] {
-        let (code, err) = refused(dir.path(), &m, &args);
+        let (code, err) = fetch_refused(dir.path(), &m, &args);
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.starts_with(want), "{args:?}: {err}");
     }
@@ -239,7 +225,7 @@ fn output_paths_that_cannot_work_are_bad_input() {
     std::fs::write(album.join("a"), b"a").unwrap();
     let am = dir.path().join("album.torrent");
     create(&album, &am);
-    let (code, err) = refused(dir.path(), &am, &["-o", "file"]);
+    let (code, err) = fetch_refused(dir.path(), &am, &["-o", "file"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.starts_with("share: cannot save to file: it is not a directory"),

@@ -9,7 +9,7 @@ mod common;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use common::{share, share_cmd};
+use common::{fetch_refused, share};
 
 /// A multi-file manifest whose one file has the raw path components `path`.
 fn manifest_with_path(path: &[&str]) -> Vec<u8> {
@@ -41,17 +41,9 @@ fn tree(dir: &Path) -> Vec<String> {
     out
 }
 
+/// `share fetch MANIFEST -o OUT`, refused before any peer is contacted.
 fn fetch(manifest: &Path, out: &Path) -> (Option<i32>, String) {
-    let r = share(&[
-        "fetch",
-        manifest.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--peer",
-        "127.0.0.1:1",
-        "--no-seed",
-    ]);
-    (r.status.code(), String::from_utf8_lossy(&r.stderr).into_owned())
+    fetch_refused(Path::new("."), manifest, &["-o", out.to_str().unwrap()])
 }
 
 #[test]
@@ -150,21 +142,6 @@ fn symlinks_inside_out_are_not_written_through() {
     );
 }
 
-/// `share fetch` run from `cwd` with `args` after the manifest, against a peer that is not
-/// there (the refusals come before any connection).
-fn fetch_in(cwd: &Path, manifest: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let r = share_cmd()
-        .current_dir(cwd)
-        .arg("fetch")
-        .arg(manifest)
-        .args(args)
-        .args(["--peer", "127.0.0.1:1", "--no-seed"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    (r.status.code(), String::from_utf8_lossy(&r.stderr).into_owned())
-}
-
 /// Every spelling of a link as the output is refused with a sentence naming it as spelt,
 /// and nothing is written through it: `lnk`, `./lnk`, `a/../lnk` (resolved by the kernel,
 /// through a linked `a`, not lexically), and a link where the torrent's own directory goes
@@ -193,7 +170,7 @@ fn a_link_as_the_output_is_refused_however_it_is_spelt() {
     std::fs::write(&victim, b"precious").unwrap();
     symlink(&victim, work.join("lnk")).unwrap();
     for spelt in ["lnk", "./lnk", "a/../lnk"] {
-        let (code, err) = fetch_in(&work, &sm, &["-o", spelt]);
+        let (code, err) = fetch_refused(&work, &sm, &["-o", spelt]);
         assert_eq!(code, Some(2), "{spelt}: {err}");
         assert_eq!(
             err.trim_end(),
@@ -204,7 +181,7 @@ fn a_link_as_the_output_is_refused_however_it_is_spelt() {
     // `b` links to elsewhere/sub, so `b/../lnk` is elsewhere/lnk, whatever `./lnk` is.
     symlink(elsewhere.join("sub"), work.join("b")).unwrap();
     symlink(&victim, elsewhere.join("lnk")).unwrap();
-    let (code, err) = fetch_in(&work, &sm, &["-o", "b/../lnk"]);
+    let (code, err) = fetch_refused(&work, &sm, &["-o", "b/../lnk"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("refusing to write through b/../lnk: it is a symbolic link"),
@@ -227,7 +204,7 @@ fn a_link_as_the_output_is_refused_however_it_is_spelt() {
     let downloads = work.join("downloads");
     std::fs::create_dir(&downloads).unwrap();
     symlink(&elsewhere, downloads.join("album")).unwrap();
-    let (code, err) = fetch_in(&work, &am, &["-d", "downloads"]);
+    let (code, err) = fetch_refused(&work, &am, &["-d", "downloads"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("refusing to write through downloads/album: it is a symbolic link"),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::proc::{fetch, seed, Proc};
+use common::proc::{fetch, listen_port, seed, Proc};
 use common::{pattern, share};
 
 #[test]
@@ -113,15 +113,8 @@ fn peer_flag_works_with_the_tracker_down() {
     // A tracker URL nobody listens on (port 1 on loopback refuses at once).
     let (mut seeder, manifest) = seed(&file, &["--tracker", "http://127.0.0.1:1/announce"]);
     assert_eq!(seeder.seen[0]["embedded_tracker"], false);
-    let listen = seeder.seen[0]["listen"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_string();
     let out = dir.path().join("out.bin");
-    let peer = format!("127.0.0.1:{listen}");
+    let peer = format!("127.0.0.1:{}", listen_port(&seeder.seen[0]));
     let mut f = fetch(&manifest, &out, &["--no-seed", "--peer", &peer]);
     f.wait_event(60, "complete");
     assert_eq!(f.exit_code(30), Some(0));

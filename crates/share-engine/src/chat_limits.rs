@@ -128,6 +128,15 @@ impl Budget {
         self.drops += 1;
         (self.drops <= rate.drops_to_cut).then_some(false)
     }
+
+    /// [`Budget::check`] as a verdict: cut for `why` past `drops_to_cut` drops.
+    fn verdict(&mut self, now: Instant, rate: Rate, per_second: f64, why: &'static str) -> Verdict {
+        match self.check(now, rate, per_second) {
+            Some(true) => Verdict::Pass,
+            Some(false) => Verdict::Drop,
+            None => Verdict::Cut(why),
+        }
+    }
 }
 
 /// The budgets of one connection.
@@ -165,15 +174,12 @@ impl Limits {
 
     /// Budget 1: any chat payload arriving over `link`.
     pub fn payload(&mut self, now: Instant, link: PeerKey) -> Verdict {
-        match self
-            .link_mut(link, now)
-            .raw
-            .check(now, RAW_PER_LINK, RAW_PER_LINK.per_second)
-        {
-            Some(true) => Verdict::Pass,
-            Some(false) => Verdict::Drop,
-            None => Verdict::Cut("far more chat payloads than people type"),
-        }
+        self.link_mut(link, now).raw.verdict(
+            now,
+            RAW_PER_LINK,
+            RAW_PER_LINK.per_second,
+            "far more chat payloads than people type",
+        )
     }
 
     /// Budget 2: a decoded message by `origin`; only its own connection (`over_own_link`)
@@ -186,11 +192,10 @@ impl Limits {
             .authors
             .entry(origin)
             .or_insert_with(|| Budget::new(PER_AUTHOR, now));
-        match budget.check(now, PER_AUTHOR, PER_AUTHOR.per_second) {
-            Some(true) => Verdict::Pass,
-            Some(false) => Verdict::Drop,
-            None if over_own_link => Verdict::Cut("one author far faster than people type"),
-            None => Verdict::Drop,
+        let why = "one author far faster than people type";
+        match budget.verdict(now, PER_AUTHOR, PER_AUTHOR.per_second, why) {
+            Verdict::Cut(_) if !over_own_link => Verdict::Drop,
+            v => v,
         }
     }
 
@@ -211,10 +216,10 @@ impl Limits {
         let l = self.link_mut(link, now);
         l.last_line = Some(now);
         let quiet = l.lines.level(now, LINES_PER_LINK, share) >= LINES_PER_LINK.burst - QUIET_SLACK;
-        match l.lines.check(now, LINES_PER_LINK, share) {
-            Some(true) => {}
-            Some(false) => return Verdict::Drop,
-            None => return Verdict::Cut("keeps relaying new lines over its share of the screen"),
+        let why = "keeps relaying new lines over its share of the screen";
+        match l.lines.verdict(now, LINES_PER_LINK, share, why) {
+            Verdict::Pass => {}
+            v => return v,
         }
         let screen = self.screen.level(now, SCREEN, SCREEN.per_second);
         if !quiet && !own && screen < SCREEN.burst / 2.0 {

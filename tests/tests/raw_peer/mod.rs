@@ -1,6 +1,7 @@
 //! A peer speaking the wire by hand (share-proto's encoder on a plain tokio socket), for
 //! tests that need exactly the bytes a hostile or odd peer would send: requests it never
-//! reads the answers to, chat under invented origins.
+//! reads the answers to, chat under invented origins, frames of the wrong length, half a
+//! handshake or none.
 
 #![allow(dead_code)]
 
@@ -13,7 +14,7 @@ use share_proto::extension::ExtendedHandshake;
 use share_proto::wire::{self, Handshake, Message, HANDSHAKE_LEN};
 use share_proto::{InfoHash, PeerId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// The extended id we ask the engine to send `share_chat` to us under.
 pub const OUR_CHAT_ID: u8 = 5;
@@ -28,10 +29,27 @@ pub fn peer_id(tag: u8, n: u32) -> PeerId {
     PeerId(id)
 }
 
+/// The bytes of `msg` on the wire.
+pub fn frame(msg: &Message) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    wire::encode(msg, &mut out);
+    out.to_vec()
+}
+
+/// A frame with id `id` and `payload`, whatever its length should be.
+pub fn raw_frame(id: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = (1 + payload.len() as u32).to_be_bytes().to_vec();
+    out.push(id);
+    out.extend_from_slice(payload);
+    out
+}
+
 /// One connection.
 pub struct RawPeer {
     pub stream: TcpStream,
     buf: BytesMut,
+    /// Bytes the engine sent us (its handshake included).
+    pub received: usize,
 }
 
 impl RawPeer {
@@ -47,21 +65,54 @@ impl RawPeer {
         Self::handshake(socket.connect(addr).await.unwrap(), info_hash, peer_id).await
     }
 
-    async fn handshake(mut stream: TcpStream, info_hash: InfoHash, peer_id: PeerId) -> Self {
-        stream
-            .write_all(&Handshake::ours(info_hash, peer_id).encode())
+    /// Connects and sends nothing yet, not even a handshake.
+    pub async fn connect_silent(addr: SocketAddr) -> Self {
+        Self::raw(TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// Accepts one connection on `listener` (the engine dialing us) and answers its
+    /// handshake as `peer_id`.
+    pub async fn accept(listener: &TcpListener, peer_id: PeerId) -> Self {
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
             .await
+            .expect("the engine dials the raw peer")
             .unwrap();
-        let mut theirs = [0u8; HANDSHAKE_LEN];
-        tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut theirs))
-            .await
-            .expect("the engine answers the handshake")
-            .unwrap();
-        assert_eq!(Handshake::decode(&theirs).unwrap().info_hash, info_hash);
+        let mut p = Self::raw(stream);
+        let theirs = p.read_handshake().await;
+        p.send_raw(&Handshake::ours(theirs.info_hash, peer_id).encode())
+            .await;
+        p
+    }
+
+    async fn handshake(stream: TcpStream, info_hash: InfoHash, peer_id: PeerId) -> Self {
+        let mut p = Self::raw(stream);
+        p.send_raw(&Handshake::ours(info_hash, peer_id).encode()).await;
+        assert_eq!(p.read_handshake().await.info_hash, info_hash);
+        p
+    }
+
+    fn raw(stream: TcpStream) -> Self {
         Self {
             stream,
             buf: BytesMut::new(),
+            received: 0,
         }
+    }
+
+    async fn read_handshake(&mut self) -> Handshake {
+        let mut theirs = [0u8; HANDSHAKE_LEN];
+        tokio::time::timeout(Duration::from_secs(10), self.stream.read_exact(&mut theirs))
+            .await
+            .expect("the engine answers the handshake")
+            .unwrap();
+        self.received += HANDSHAKE_LEN;
+        Handshake::decode(&theirs).unwrap()
+    }
+
+    /// Sends `bytes` as they are; a connection the engine closed (on an earlier fault, its
+    /// right) shows up in `recv` or `closed`.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes).await;
     }
 
     /// Sends messages; a connection the engine closed shows up in `recv` or `closed`.
@@ -70,7 +121,7 @@ impl RawPeer {
         for m in msgs {
             wire::encode(m, &mut out);
         }
-        let _ = self.stream.write_all(&out).await;
+        self.send_raw(&out).await;
     }
 
     /// Our extension handshake, offering `share_chat`.
@@ -105,7 +156,8 @@ impl RawPeer {
 
     /// The next message, or `None` once the engine closed; panics after `secs` of silence.
     pub async fn recv(&mut self, secs: u64) -> Option<Message> {
-        let decoder = wire::Decoder::new(1 << 20);
+        // The wire's own cap: no peer using share-proto's decoder would take a larger frame.
+        let decoder = wire::Decoder::default();
         loop {
             if let Some(m) = decoder
                 .decode(&mut self.buf)
@@ -120,6 +172,7 @@ impl RawPeer {
             if n == 0 {
                 return None;
             }
+            self.received += n;
         }
     }
 
@@ -141,7 +194,7 @@ impl RawPeer {
         loop {
             match tokio::time::timeout_at(deadline, self.stream.read(&mut sink)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(_)) => {}
+                Ok(Ok(n)) => self.received += n,
                 Err(_) => panic!("the engine kept the connection open for {secs} s"),
             }
         }

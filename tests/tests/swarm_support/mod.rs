@@ -192,3 +192,18 @@ pub async fn wait_for(
 pub fn is_complete(e: &Event) -> bool {
     matches!(e, Event::Complete)
 }
+
+/// Reads an HTTP request's head, through its blank line, a byte at a time (for scripted
+/// trackers); `None` if the connection ends first.
+pub async fn read_http_head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(head)
+}

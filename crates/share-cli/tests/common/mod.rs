@@ -24,6 +24,64 @@ pub fn share_cmd() -> Command {
     cmd
 }
 
+/// The arguments of `share seed FILE` on loopback, listening and serving its embedded tracker
+/// on ports the system picks, plus `extra`.
+pub fn seed_args<'a>(file: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "seed",
+        file.to_str().unwrap(),
+        "--announce-host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--tracker-port",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The arguments of `share fetch MANIFEST -o OUT --port 0` plus `extra`.
+pub fn fetch_args<'a>(manifest: &'a str, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["fetch", manifest, "-o", out.to_str().unwrap(), "--port", "0"];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `share fetch MANIFEST ARGS --peer 127.0.0.1:1 --no-seed` run from `cwd`, for a fetch that
+/// must be refused before any peer is contacted (nobody listens at port 1): its exit code and
+/// stderr.
+pub fn fetch_refused(cwd: &Path, manifest: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let r = share_cmd()
+        .current_dir(cwd)
+        .arg("fetch")
+        .arg(manifest)
+        .args(args)
+        .args(["--peer", "127.0.0.1:1", "--no-seed"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (r.status.code(), String::from_utf8_lossy(&r.stderr).into_owned())
+}
+
+/// Whether `prlimit` (util-linux) is installed, for the tests that limit the file size.
+pub fn has_prlimit() -> bool {
+    Command::new("prlimit").arg("--version").output().is_ok()
+}
+
+/// `share fetch MANIFEST -o OUT --port 0 --no-seed --json` plus `extra` under a file-size
+/// limit of `limit` bytes (`prlimit --fsize`, as `ulimit -f` sets it), not started yet.
+pub fn fetch_limited_cmd(manifest: &str, out: &Path, limit: u64, extra: &[&str]) -> Command {
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--fsize={limit}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_share"))
+        .args(fetch_args(manifest, out, &["--no-seed", "--json"]))
+        .args(extra)
+        .env("SHARE_STATE_DIR", STATE_DIR);
+    cmd
+}
+
 /// Runs `share` with `args` and no standard input.
 pub fn share(args: &[&str]) -> Output {
     share_cmd()

@@ -152,6 +152,19 @@ impl Proc {
         }
     }
 
+    /// Waits until the child's stderr so far satisfies `pred`; panics after `secs` with it.
+    pub fn wait_stderr(&self, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let err = self.stderr();
+            if pred(&err) {
+                return err;
+            }
+            assert!(Instant::now() < deadline, "{err}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
@@ -167,34 +180,20 @@ impl Drop for Proc {
 /// Starts `share seed FILE` on loopback with the embedded tracker (plus `extra` arguments),
 /// with stdin open for [`Proc::say`]; returns it and its manifest path once it is seeding.
 pub fn seed(file: &std::path::Path, extra: &[&str]) -> (Proc, String) {
-    let mut args = vec![
-        "seed",
-        file.to_str().unwrap(),
-        "--announce-host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--tracker-port",
-        "0",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    let mut p = Proc::share_talking(&args);
+    let mut p = Proc::share_talking(&super::seed_args(file, &[&["--json"], extra].concat()));
     let v = p.wait_event(60, "seeding");
     (p, v["manifest"].as_str().unwrap().to_string())
 }
 
 /// Starts `share fetch MANIFEST -o OUT --port 0 --json` plus `extra` arguments.
 pub fn fetch(manifest: &str, out: &std::path::Path, extra: &[&str]) -> Proc {
-    let mut args = vec![
-        "fetch",
-        manifest,
-        "-o",
-        out.to_str().unwrap(),
-        "--port",
-        "0",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    Proc::share(&args)
+    Proc::share(&super::fetch_args(manifest, out, &[&["--json"], extra].concat()))
+}
+
+/// The port of the `listen` address an event names (`seeding`, `chatting`).
+pub fn listen_port(event: &Value) -> u16 {
+    let listen = event["listen"]
+        .as_str()
+        .expect("the event names its listen address");
+    listen.rsplit(':').next().unwrap().parse().unwrap()
 }
