@@ -36,18 +36,58 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 /// (`Torrent::shutdown` waits for them).
 pub fn block_on(command: impl std::future::Future<Output = crate::exit::Outcome>) -> crate::exit::Outcome {
     let rt = runtime()?;
+    // Ctrl-C and SIGTERM are ours from the start: one arriving before the event loop waits
+    // for it (just after the `seeding` line, say) is kept for it, not fatal to the process.
+    let signals = rt.block_on(async { Signals::register() });
+    *SIGNALS.lock().unwrap_or_else(|e| e.into_inner()) = Some(signals);
     let outcome = rt.block_on(command);
     rt.shutdown_background();
     outcome
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+/// The process's SIGINT and SIGTERM streams, registered by [`block_on`].
+static SIGNALS: std::sync::Mutex<Option<Signals>> = std::sync::Mutex::new(None);
+
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn register() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Self {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
     }
+
+    /// The first of the two signals (a stream that could not be made never completes).
+    async fn wait(mut self) {
+        async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = recv(self.interrupt.as_mut()) => {}
+            () = recv(self.terminate.as_mut()) => {}
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM, including one that arrived since [`block_on`] started.
+pub async fn interrupted() {
+    let taken = SIGNALS.lock().unwrap_or_else(|e| e.into_inner()).take();
+    taken.unwrap_or_else(Signals::register).wait().await;
+}
+
+/// Takes Ctrl-C and SIGTERM now (inside a runtime); the future completes on the first.
+pub fn interrupt() -> impl std::future::Future<Output = ()> + Send + 'static {
+    Signals::register().wait()
 }
 
 /// Why the event loop ended.

@@ -59,11 +59,16 @@ impl Args {
 
 /// Runs the tracker until Ctrl-C.
 pub fn run(args: Args) -> Outcome {
-    run_until(args, shutdown_signal())
+    run_until(args, crate::run::interrupt)
 }
 
-/// Runs the tracker until `shutdown` completes; prints the announce URL once listening.
-fn run_until(args: Args, shutdown: impl Future<Output = ()> + Send + 'static) -> Outcome {
+/// Runs the tracker until the future `shutdown` makes completes; prints the announce URL
+/// once listening. `shutdown` is called inside the runtime before anything is printed, so a
+/// signal sent as soon as the line appears is already ours.
+fn run_until<F>(args: Args, shutdown: impl FnOnce() -> F) -> Outcome
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let config = args.config()?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
@@ -76,6 +81,7 @@ fn run_until(args: Args, shutdown: impl Future<Output = ()> + Send + 'static) ->
         .context("cannot start the async runtime")
         .map_err(Failure::runtime)?;
     runtime.block_on(async {
+        let shutdown = shutdown();
         let listener = tokio::net::TcpListener::bind(args.bind)
             .await
             .with_context(|| {
@@ -102,22 +108,6 @@ fn run_until(args: Args, shutdown: impl Future<Output = ()> + Send + 'static) ->
         eprintln!("tracker stopped");
         Ok(())
     })
-}
-
-/// Completes on Ctrl-C, or on SIGTERM where there is one.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]
@@ -147,6 +137,6 @@ mod tests {
 
     #[test]
     fn serves_then_stops_cleanly_when_told() {
-        assert!(run_until(args(60), async {}).is_ok());
+        assert!(run_until(args(60), || async {}).is_ok());
     }
 }
