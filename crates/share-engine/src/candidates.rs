@@ -150,14 +150,21 @@ impl Shared {
             st.connecting.insert(addr);
             let shared = self.clone();
             self.tasks.spawn(async move {
+                // The session bounds connects in flight over all its torrents.
+                let permit = tokio::select! {
+                    p = shared.session.dials.acquire() => p,
+                    () = shared.cancel.cancelled() => return,
+                };
+                let Ok(permit) = permit else { return };
                 let connect = tokio::net::TcpStream::connect(addr);
                 let res = tokio::select! {
                     r = tokio::time::timeout(shared.config.connect_timeout, connect) => r,
                     () = shared.cancel.cancelled() => return,
                 };
+                drop(permit);
                 match res {
                     // `peer::run` takes it out of `connecting` once the handshake ends.
-                    Ok(Ok(stream)) => crate::peer::run(shared.clone(), stream, addr, true).await,
+                    Ok(Ok(stream)) => crate::peer::run(shared.clone(), stream, addr, None).await,
                     Ok(Err(e)) => {
                         tracing::debug!(%addr, error = %e, "connect failed");
                         shared.lock().connecting.remove(&addr);

@@ -70,6 +70,12 @@ pub enum TorrentError {
     /// (`selection.rs`), and there is none.
     #[error("fetching only some files needs a state directory (for the pieces they share with the files skipped), and there is none: pass --state-dir DIR")]
     NoStateDir,
+    /// The session already runs a torrent with this info hash.
+    #[error("this session already has the torrent {0}")]
+    AlreadyAdded(share_proto::InfoHash),
+    /// The session was shut down.
+    #[error("the session has stopped")]
+    SessionStopped,
     /// A blocking task died.
     #[error("an internal task failed: {0}")]
     Internal(String),
@@ -218,6 +224,12 @@ pub enum Refusal {
         /// Where it listens (the address we dialed).
         listen: SocketAddr,
     },
+    /// Every connection the session allows (`SessionConfig::max_connections`) is open.
+    #[error("the session's {0} connections are all in use")]
+    SessionFull(usize),
+    /// No torrent of the session has its info hash yet: it is still checking its data.
+    #[error("that torrent is still checking its data")]
+    Checking,
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The tokio engine of `share`: one torrent's peers, piece picking, storage, tracker client
-//! and events. Front-ends (the CLI, tests) start a [`Torrent`] and render its [`Event`]s.
+//! The tokio engine of `share`: a [`Session`] of torrents on one port, each torrent's peers,
+//! piece picking, storage, tracker client and events. Front-ends (the CLI, tests) start a
+//! session (or a [`Torrent`] in a session of its own) and render its [`Event`]s.
 
 mod candidates;
 mod chat;
@@ -17,6 +18,7 @@ pub mod picker;
 mod progress;
 mod record;
 mod selection;
+pub mod session;
 mod slots;
 pub mod storage;
 pub mod torrent;
@@ -27,4 +29,5 @@ pub use config::Config;
 pub use error::{PeerError, TorrentError};
 pub use event::{Event, Stats};
 pub use nick::{short_id, tagged};
+pub use session::{Session, SessionConfig, SessionEvent, SessionStats, TorrentId};
 pub use torrent::{Mode, Params, Torrent};

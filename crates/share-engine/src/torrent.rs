@@ -18,7 +18,7 @@ use share_proto::bitfield::Bitfield;
 use share_proto::geometry::Geometry;
 use share_proto::metainfo::Metainfo;
 use share_proto::{InfoHash, PeerId};
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::error::TorrentError;
 use crate::event::{Event, Stats};
 use crate::picker::{Assembled, PeerKey, Picker};
+use crate::session::{Core, Session, SessionConfig, TorrentId, HEAD_LEN};
 use crate::storage::{FileStorage, NoStorage, Storage};
 
 /// Whether we start with the data or without it.
@@ -126,6 +127,10 @@ pub(crate) struct State {
 
 /// What every task of a torrent shares.
 pub(crate) struct Shared {
+    /// Its number in the session.
+    pub id: TorrentId,
+    /// The session it runs in: the listener, shared limits, the event bus.
+    pub session: Arc<Core>,
     pub meta: Arc<Metainfo>,
     pub geometry: Geometry,
     pub info_hash: InfoHash,
@@ -141,7 +146,8 @@ pub(crate) struct Shared {
     pub downloaded: AtomicU64,
     pub uploaded: AtomicU64,
     pub next_key: AtomicU64,
-    pub hash_permits: Semaphore,
+    /// The session's hash workers.
+    pub hash_permits: Arc<Semaphore>,
     pub listen_addr: SocketAddr,
     /// False in chat mode: never interested in pieces.
     pub download: bool,
@@ -154,9 +160,44 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Publishes an event; nobody listening is fine.
+    /// Publishes an event, to this torrent's subscribers and to the session's (with the
+    /// torrent's id); nobody listening is fine.
     pub fn emit(&self, event: Event) {
+        if self.session.events.receiver_count() > 0 {
+            self.session.emit(Some(self.id), event.clone());
+        }
         let _ = self.events.send(event);
+    }
+
+    /// Publishes an event to this torrent's subscribers only (the session reported it).
+    pub fn emit_local(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    /// Takes an incoming connection the session routed here, the head of its handshake
+    /// already read, if a slot allows.
+    pub fn accepted(self: &Arc<Self>, stream: TcpStream, addr: SocketAddr, head: [u8; HEAD_LEN]) {
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        // Counted as connecting until its handshake ends: connections that never finish
+        // their handshake are bounded by the slots too (`slots.rs`).
+        let admitted = {
+            let mut st = self.lock();
+            let admitted = self.may_accept(&st, addr.ip());
+            if admitted.is_ok() {
+                st.connecting.insert(addr);
+            }
+            admitted
+        };
+        if let Err(reason) = admitted {
+            return self.refused(addr, reason.to_string());
+        }
+        let s = self.clone();
+        self.tasks.spawn(async move {
+            crate::peer::run(s.clone(), stream, addr, Some(head)).await;
+            s.dial_queued();
+        });
     }
 
     /// Stops the torrent after a fatal error.
@@ -302,21 +343,58 @@ fn buffer_budget(config: &Config, geometry: Geometry) -> u64 {
 pub struct Torrent {
     shared: Arc<Shared>,
     first_events: Mutex<Option<broadcast::Receiver<Event>>>,
+    /// The session was made for this torrent alone (`Torrent::start`) and stops with it.
+    owns_session: bool,
 }
 
 impl std::fmt::Debug for Torrent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Torrent")
             .field("info_hash", &self.shared.info_hash)
+            .field("id", &self.shared.id)
             .field("listen", &self.shared.listen_addr)
             .finish()
     }
 }
 
 impl Torrent {
-    /// Opens the storage, binds the listener and starts every task. In fetch mode existing
-    /// data is re-checked first (with `Checking` events) in the background.
+    /// Starts a torrent in a session of its own, listening on `config.listen`: opens the
+    /// storage, binds the listener and starts every task. In fetch mode existing data is
+    /// re-checked first (with `Checking` events) in the background. The session stops with
+    /// the torrent.
     pub async fn start(params: Params) -> Result<Torrent, TorrentError> {
+        let session = Session::start_with(SessionConfig::for_torrent(&params.config), true).await?;
+        let core = session.core().clone();
+        match Self::in_session(core.clone(), params, true).await {
+            Ok(t) => Ok(t),
+            Err(e) => {
+                crate::session::shutdown_core(&core).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds a torrent to a session (see [`Session::add`]).
+    pub(crate) async fn in_session(
+        core: Arc<Core>,
+        params: Params,
+        owns_session: bool,
+    ) -> Result<Torrent, TorrentError> {
+        let id = core.reserve(params.meta.info_hash)?;
+        let info_hash = params.meta.info_hash;
+        let started = Self::open(core.clone(), id, params, owns_session).await;
+        if started.is_err() {
+            core.release(info_hash);
+        }
+        started
+    }
+
+    async fn open(
+        core: Arc<Core>,
+        id: TorrentId,
+        params: Params,
+        owns_session: bool,
+    ) -> Result<Torrent, TorrentError> {
         let Params {
             meta,
             paths,
@@ -343,16 +421,6 @@ impl Torrent {
             }
             Mode::Chat => Arc::new(NoStorage),
         };
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| TorrentError::Listen {
-                addr: config.listen,
-                source,
-            })?;
-        let listen_addr = listener.local_addr().map_err(|source| TorrentError::Listen {
-            addr: config.listen,
-            source,
-        })?;
         let (events, first) = broadcast::channel(4096);
         let have = match mode {
             Mode::Seed => Bitfield::full(geometry.piece_count()),
@@ -384,28 +452,42 @@ impl Torrent {
             chat: ChatState::new(&config.nick),
         };
         let shared = Arc::new(Shared {
+            id,
             info_hash: meta.info_hash,
             meta,
             geometry,
-            peer_id: PeerId::ours(rand::random()),
-            hash_permits: Semaphore::new(config.hash_workers.max(1)),
+            peer_id: core.peer_id,
+            hash_permits: core.hash_permits.clone(),
             config,
             storage,
             state: Mutex::new(state),
             events,
             have_changed: watch::channel(0).0,
             completed: Notify::new(),
-            cancel: CancellationToken::new(),
+            cancel: core.cancel.child_token(),
             tasks: TaskTracker::new(),
             downloaded: AtomicU64::new(0),
             uploaded: AtomicU64::new(0),
             next_key: AtomicU64::new(1),
-            listen_addr,
+            listen_addr: core.listen_addr,
             download: mode != Mode::Chat,
+            session: core.clone(),
+        });
+        core.insert(&shared);
+        let s = shared.clone();
+        // Forgets the torrent in the session once it stops, for whatever reason.
+        core.tasks.spawn(async move {
+            s.cancel.cancelled().await;
+            s.session.remove(&s);
         });
         let s = shared.clone();
         shared.tasks.spawn(async move {
             if existing {
+                let permit = tokio::select! {
+                    p = s.session.check_permits.acquire() => p,
+                    () = s.cancel.cancelled() => return,
+                };
+                let Ok(_permit) = permit else { return };
                 match crate::check::run(&s).await {
                     Ok(have) => s.resume_from(have),
                     Err(e) => return s.fatal(&e),
@@ -413,7 +495,10 @@ impl Torrent {
             } else if s.download && s.lock().picker.is_complete() {
                 s.emit(Event::Complete);
             }
-            s.tasks.spawn(accept_loop(s.clone(), listener));
+            if s.cancel.is_cancelled() {
+                return;
+            }
+            s.session.ready(&s);
             s.tasks.spawn(crate::tracker::run(s.clone(), trackers));
             s.tasks.spawn(crate::choker::run(s.clone()));
             s.tasks.spawn(crate::progress::run(s.clone()));
@@ -422,10 +507,16 @@ impl Torrent {
         Ok(Torrent {
             shared,
             first_events: Mutex::new(Some(first)),
+            owns_session,
         })
     }
 
-    /// Where peers can connect to us.
+    /// Its number in its session.
+    pub fn id(&self) -> TorrentId {
+        self.shared.id
+    }
+
+    /// Where peers can connect to us (the session's listener).
     pub fn listen_addr(&self) -> SocketAddr {
         self.shared.listen_addr
     }
@@ -509,11 +600,16 @@ impl Torrent {
         self.shared.cancel.clone()
     }
 
-    /// Stops every task: tells the trackers we leave, closes the peers, waits for it all.
+    /// Stops every task: tells the trackers we leave, closes the peers, waits for it all;
+    /// the torrent leaves its session (and a session of its own stops).
     pub async fn shutdown(self) {
         self.shared.cancel.cancel();
+        self.shared.session.remove(&self.shared);
         self.shared.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.tasks.wait()).await;
+        if self.owns_session {
+            crate::session::shutdown_core(&self.shared.session).await;
+        }
     }
 }
 
@@ -534,46 +630,6 @@ impl Shared {
         self.have_changed.send_replace(n);
         if complete {
             self.emit(Event::Complete);
-        }
-    }
-}
-
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            () = shared.cancel.cancelled() => return,
-        };
-        match accepted {
-            Ok((stream, addr)) => {
-                // Counted as connecting until its handshake ends: connections that never
-                // finish their handshake are bounded by the slots too (`slots.rs`).
-                let admitted = {
-                    let mut st = shared.lock();
-                    let admitted = shared.may_accept(&st, addr.ip());
-                    if admitted.is_ok() {
-                        st.connecting.insert(addr);
-                    }
-                    admitted
-                };
-                if let Err(reason) = admitted {
-                    shared.refused(addr, reason.to_string());
-                    continue;
-                }
-                let s = shared.clone();
-                shared.tasks.spawn(async move {
-                    crate::peer::run(s.clone(), stream, addr, false).await;
-                    s.dial_queued();
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                // Out of file descriptors and the like: back off instead of spinning.
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
-                    () = shared.cancel.cancelled() => return,
-                }
-            }
         }
     }
 }

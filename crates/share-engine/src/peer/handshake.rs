@@ -16,31 +16,38 @@ use tokio::sync::mpsc;
 
 use crate::error::{PeerError, Refusal};
 use crate::picker::PeerKey;
+use crate::session::HEAD_LEN;
 use crate::torrent::{PeerCmd, PeerEntry, Shared, State};
 
+/// Runs the handshake. For an incoming connection the session has read `head` (the first
+/// 48 bytes: protocol, reserved bits, info hash) to route it here; we reply, then read the
+/// peer id. A dialed connection sends ours first.
 pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared,
     stream: &mut S,
-    dialed: bool,
+    head: Option<[u8; HEAD_LEN]>,
 ) -> Result<Handshake, PeerError> {
     let ours = Handshake::ours(shared.info_hash, shared.peer_id).encode();
-    if dialed {
-        stream.write_all(&ours).await?;
-    }
-    // Read up to the info hash first: an incoming peer learns which swarm we are only after
-    // we check it, and some clients wait for our reply before sending their peer id.
     let mut buf = [0u8; HANDSHAKE_LEN];
-    stream.read_exact(&mut buf[..48]).await?;
+    match head {
+        Some(head) => buf[..HEAD_LEN].copy_from_slice(&head),
+        None => {
+            stream.write_all(&ours).await?;
+            // Read up to the info hash first: some clients wait for our reply before
+            // sending their peer id.
+            stream.read_exact(&mut buf[..HEAD_LEN]).await?;
+        }
+    }
     if &buf[..20] != wire::PROTOCOL {
         return Err(wire::WireError::NotBitTorrent.into());
     }
     if buf[28..48] != shared.info_hash.0 {
         return Err(Refusal::AnotherSwarm.into());
     }
-    if !dialed {
+    if head.is_some() {
         stream.write_all(&ours).await?;
     }
-    stream.read_exact(&mut buf[48..]).await?;
+    stream.read_exact(&mut buf[HEAD_LEN..]).await?;
     Ok(Handshake::decode(&buf)?)
 }
 

@@ -75,10 +75,18 @@ impl tokio_util::codec::Decoder for WireCodec {
 }
 
 /// Runs a connection to its end and cleans up after it.
-pub(crate) async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr, dialed: bool) {
+/// `head` is the start of an incoming peer's handshake, read by the session to find this
+/// torrent; `None` for a connection we dialed.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    head: Option<[u8; crate::session::HEAD_LEN]>,
+) {
+    let dialed = head.is_none();
     let _ = stream.set_nodelay(true);
     let hs = tokio::select! {
-        r = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut stream, dialed)) => r,
+        r = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut stream, head)) => r,
         () = shared.cancel.cancelled() => return,
     };
     // Dialed or accepted, the connection counted as connecting until now.
@@ -90,6 +98,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
             let secs = shared.config.handshake_timeout.as_secs_f64();
             return shared.refused(addr, format!("handshake not completed within {secs} s"));
         }
+    };
+    // A connection permit of the session, held as long as the connection is registered.
+    let Ok(_permit) = shared.session.connections.clone().try_acquire_owned() else {
+        let max = shared.session.config.max_connections;
+        return shared.refused(addr, Refusal::SessionFull(max).to_string());
     };
     let key = shared.next_key.fetch_add(1, Ordering::Relaxed);
     let (cmd_tx, cmd_rx) = mpsc::channel(256);

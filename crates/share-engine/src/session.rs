@@ -1,0 +1,465 @@
+//! The session: what is per process. One listener for every torrent, the limits they share,
+//! one peer id, the event bus and the root cancellation. A [`Torrent`] is a handle into it.
+//!
+//! Incoming connections are admitted by the session (at most `max_half_open` of them waiting
+//! for their handshake, `max_pending_per_ip` from one address), which reads the first 48
+//! bytes of the handshake (protocol string, reserved bits, info hash) under
+//! `handshake_timeout`, finds the torrent by its info hash and hands it the stream with the
+//! bytes already read; an unknown info hash is refused (and counted) without a byte of ours
+//! sent. From there the torrent applies its own slots (`slots.rs`).
+//!
+//! Shared by all torrents: registered connections (`max_connections`), outgoing connects in
+//! flight (`max_dials`), the hash workers (`hash_workers` permits for piece verification),
+//! and resume checks at a time (`checks_at_once`). A torrent is cancelled with a child of the
+//! session's token, so shutting the session down stops every torrent.
+//!
+//! [`Torrent::start`] runs a torrent in a session of its own (`solo`): the session's limits
+//! are then derived from the torrent's `Config`, and refusals made before a connection is
+//! routed are reported on that torrent's events too, as they were before sessions existed.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use share_proto::wire::{self, HANDSHAKE_LEN};
+use share_proto::{InfoHash, PeerId};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::error::{PeerError, Refusal, TorrentError};
+use crate::event::Event;
+use crate::torrent::{Params, Shared, Torrent};
+
+/// Bytes of the handshake read before the torrent is known: protocol string, reserved bits
+/// and info hash.
+pub(crate) const HEAD_LEN: usize = 48;
+const _: () = assert!(HEAD_LEN < HANDSHAKE_LEN);
+
+/// A torrent's number in its session, in the order they were added (from 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TorrentId(pub u64);
+
+impl std::fmt::Display for TorrentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// An event of the session: of one torrent, or (`torrent: None`) of the session itself, such
+/// as a connection refused before it named a torrent.
+#[derive(Debug, Clone)]
+pub struct SessionEvent {
+    /// The torrent it is about.
+    pub torrent: Option<TorrentId>,
+    /// What happened.
+    pub event: Event,
+}
+
+/// The per-process tunables. Field docs give the reasons for the defaults.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Where to accept peer connections for every torrent; port 0 lets the OS pick.
+    pub listen: SocketAddr,
+    /// Registered peer connections over all torrents (each torrent has its own `max_peers`
+    /// too). 500 is about what a desktop client keeps open; a file descriptor each.
+    pub max_connections: usize,
+    /// Incoming connections waiting for the first 48 bytes of their handshake, in all. They
+    /// cost a socket and a small task each, for at most `handshake_timeout`.
+    pub max_half_open: usize,
+    /// Of those, from one IP address: one host cannot take them all.
+    pub max_pending_per_ip: usize,
+    /// Outgoing TCP connects in flight at once, over all torrents.
+    pub max_dials: usize,
+    /// Time for an incoming connection to name its torrent.
+    pub handshake_timeout: Duration,
+    /// Threads hashing pieces at once, over all torrents.
+    pub hash_workers: usize,
+    /// Torrents checking their existing data at once: checks read the disk flat out, and
+    /// two at once only make both slower.
+    pub checks_at_once: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            max_connections: 500,
+            max_half_open: 64,
+            max_pending_per_ip: 16,
+            max_dials: 32,
+            handshake_timeout: Duration::from_secs(10),
+            hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            checks_at_once: 1,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The session of one torrent: its listen address and hash workers, and connection
+    /// limits that leave the torrent's own (`max_peers`, `newcomer_slots`,
+    /// `max_peers_per_ip`) in charge.
+    pub fn for_torrent(config: &Config) -> Self {
+        Self {
+            listen: config.listen,
+            max_connections: config.max_peers + config.newcomer_slots,
+            max_half_open: config.max_peers.max(config.newcomer_slots),
+            max_pending_per_ip: config.max_peers_per_ip,
+            max_dials: config.max_peers.max(1),
+            handshake_timeout: config.handshake_timeout,
+            hash_workers: config.hash_workers,
+            checks_at_once: 1,
+        }
+    }
+}
+
+/// Counters of the session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Torrents in the session.
+    pub torrents: usize,
+    /// Incoming connections refused because no torrent of the session has their info hash.
+    pub unknown_refused: u64,
+    /// Incoming connections handed to a torrent.
+    pub routed: u64,
+}
+
+/// Where an info hash leads.
+enum Slot {
+    /// Added, still checking its data: not accepting yet.
+    Checking,
+    /// Accepting connections.
+    Ready(Arc<Shared>),
+}
+
+#[derive(Default)]
+struct Registry {
+    by_hash: HashMap<InfoHash, Slot>,
+    all: HashMap<TorrentId, Arc<Shared>>,
+}
+
+/// Incoming connections not yet routed.
+#[derive(Default)]
+struct Pending {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// What the session's tasks and its torrents share.
+pub(crate) struct Core {
+    pub config: SessionConfig,
+    pub peer_id: PeerId,
+    pub listen_addr: SocketAddr,
+    pub hash_permits: Arc<Semaphore>,
+    pub check_permits: Semaphore,
+    pub connections: Arc<Semaphore>,
+    pub dials: Semaphore,
+    pub events: broadcast::Sender<SessionEvent>,
+    pub cancel: CancellationToken,
+    pub tasks: TaskTracker,
+    registry: Mutex<Registry>,
+    pending: Mutex<Pending>,
+    next_id: AtomicU64,
+    unknown_refused: AtomicU64,
+    routed: AtomicU64,
+    /// A session of one torrent (`Torrent::start`).
+    solo: bool,
+}
+
+impl Core {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes a session event; nobody listening is fine.
+    pub fn emit(&self, torrent: Option<TorrentId>, event: Event) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(SessionEvent { torrent, event });
+        }
+    }
+
+    /// Reserves an info hash for a new torrent and numbers it.
+    pub fn reserve(&self, info_hash: InfoHash) -> Result<TorrentId, TorrentError> {
+        if self.cancel.is_cancelled() {
+            return Err(TorrentError::SessionStopped);
+        }
+        let mut reg = self.registry();
+        if reg.by_hash.contains_key(&info_hash) {
+            return Err(TorrentError::AlreadyAdded(info_hash));
+        }
+        reg.by_hash.insert(info_hash, Slot::Checking);
+        Ok(TorrentId(self.next_id.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// Gives back a reservation whose torrent failed to start.
+    pub fn release(&self, info_hash: InfoHash) {
+        self.registry().by_hash.remove(&info_hash);
+    }
+
+    /// Lists a started torrent (still checking: not accepting yet).
+    pub fn insert(&self, shared: &Arc<Shared>) {
+        self.registry().all.insert(shared.id, shared.clone());
+    }
+
+    /// The torrent accepts connections from now on.
+    pub fn ready(&self, shared: &Arc<Shared>) {
+        let mut reg = self.registry();
+        if reg.all.contains_key(&shared.id) {
+            reg.by_hash.insert(shared.info_hash, Slot::Ready(shared.clone()));
+        }
+    }
+
+    /// Forgets a stopped torrent: its info hash is unknown again.
+    pub fn remove(&self, shared: &Shared) {
+        let mut reg = self.registry();
+        if reg.all.remove(&shared.id).is_some() {
+            reg.by_hash.remove(&shared.info_hash);
+        }
+    }
+
+    /// A connection refused before it named a torrent.
+    fn refused(&self, addr: SocketAddr, reason: String) {
+        tracing::debug!(%addr, %reason, "connection refused");
+        let event = Event::PeerRefused { addr, reason };
+        if self.solo {
+            let torrents: Vec<_> = self.registry().all.values().cloned().collect();
+            for t in torrents {
+                t.emit_local(event.clone());
+            }
+        }
+        self.emit(None, event);
+    }
+
+    /// Admits an incoming connection to the wait for its handshake, or says why not.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<PendingGuard, Refusal> {
+        let mut p = self.pending();
+        if p.total >= self.config.max_half_open {
+            return Err(Refusal::TooManyPeers);
+        }
+        let count = p.per_ip.get(&ip).copied().unwrap_or(0);
+        let max = self.config.max_pending_per_ip;
+        if count >= max {
+            return Err(Refusal::TooManyFromIp { ip, count, max });
+        }
+        p.total += 1;
+        *p.per_ip.entry(ip).or_insert(0) += 1;
+        Ok(PendingGuard {
+            core: self.clone(),
+            ip,
+        })
+    }
+
+    /// Reads the head of an incoming handshake and hands the connection to its torrent.
+    async fn route(self: Arc<Self>, mut stream: TcpStream, addr: SocketAddr, pending: PendingGuard) {
+        let _ = stream.set_nodelay(true);
+        let mut head = [0u8; HEAD_LEN];
+        let timeout = self.config.handshake_timeout;
+        let read = tokio::select! {
+            r = tokio::time::timeout(timeout, stream.read_exact(&mut head)) => r,
+            () = self.cancel.cancelled() => return,
+        };
+        match read {
+            Err(_) => {
+                let secs = timeout.as_secs_f64();
+                return self.refused(addr, format!("handshake not completed within {secs} s"));
+            }
+            Ok(Err(e)) => return self.refused(addr, format!("handshake failed: {}", PeerError::from(e))),
+            Ok(Ok(_)) => {}
+        }
+        if &head[..20] != wire::PROTOCOL {
+            let e = PeerError::from(wire::WireError::NotBitTorrent);
+            return self.refused(addr, format!("handshake failed: {e}"));
+        }
+        let mut hash = [0u8; 20];
+        hash.copy_from_slice(&head[28..48]);
+        let target = match self.registry().by_hash.get(&InfoHash(hash)) {
+            None => Err(Refusal::AnotherSwarm),
+            Some(Slot::Checking) => Err(Refusal::Checking),
+            Some(Slot::Ready(shared)) => Ok(shared.clone()),
+        };
+        match target {
+            Ok(shared) => {
+                drop(pending);
+                self.routed.fetch_add(1, Ordering::Relaxed);
+                shared.accepted(stream, addr, head);
+            }
+            Err(refusal) => {
+                if refusal == Refusal::AnotherSwarm {
+                    self.unknown_refused.fetch_add(1, Ordering::Relaxed);
+                }
+                self.refused(addr, format!("handshake failed: {}", PeerError::from(refusal)));
+            }
+        }
+    }
+}
+
+/// An incoming connection counted as waiting for its handshake until dropped.
+struct PendingGuard {
+    core: Arc<Core>,
+    ip: IpAddr,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        let mut p = self.core.pending();
+        p.total -= 1;
+        if let Some(n) = p.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                p.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = core.cancel.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, addr)) => match core.admit(addr.ip()) {
+                Ok(pending) => {
+                    let c = core.clone();
+                    core.tasks.spawn(c.route(stream, addr, pending));
+                }
+                Err(refusal) => core.refused(addr, refusal.to_string()),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Out of file descriptors and the like: back off instead of spinning.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    () = core.cancel.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+/// A running session. Dropping it does not stop it; call [`Session::shutdown`].
+#[derive(Clone)]
+pub struct Session {
+    core: Arc<Core>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("listen", &self.core.listen_addr)
+            .finish()
+    }
+}
+
+impl Session {
+    /// Binds the listener and starts accepting.
+    pub async fn start(config: SessionConfig) -> Result<Session, TorrentError> {
+        Self::start_with(config, false).await
+    }
+
+    pub(crate) async fn start_with(config: SessionConfig, solo: bool) -> Result<Session, TorrentError> {
+        let listen = config.listen;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| TorrentError::Listen { addr: listen, source })?;
+        let listen_addr = listener
+            .local_addr()
+            .map_err(|source| TorrentError::Listen { addr: listen, source })?;
+        let core = Arc::new(Core {
+            peer_id: PeerId::ours(rand::random()),
+            listen_addr,
+            hash_permits: Arc::new(Semaphore::new(config.hash_workers.max(1))),
+            check_permits: Semaphore::new(config.checks_at_once.max(1)),
+            connections: Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS))),
+            dials: Semaphore::new(config.max_dials.clamp(1, Semaphore::MAX_PERMITS)),
+            events: broadcast::channel(4096).0,
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            registry: Mutex::default(),
+            pending: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            unknown_refused: AtomicU64::new(0),
+            routed: AtomicU64::new(0),
+            solo,
+            config,
+        });
+        core.tasks.spawn(accept_loop(core.clone(), listener));
+        Ok(Session { core })
+    }
+
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// Adds a torrent. Its `config.listen` is ignored: the session's listener serves it.
+    pub async fn add(&self, params: Params) -> Result<Torrent, TorrentError> {
+        Torrent::in_session(self.core.clone(), params, false).await
+    }
+
+    /// Where peers connect to every torrent of the session.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.core.listen_addr
+    }
+
+    /// Our peer id, the same in every swarm of the session.
+    pub fn peer_id(&self) -> PeerId {
+        self.core.peer_id
+    }
+
+    /// Every event of every torrent (and of the session), from the moment of subscribing.
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.core.events.subscribe()
+    }
+
+    /// The torrents, by id.
+    pub fn torrents(&self) -> Vec<(TorrentId, InfoHash)> {
+        let mut list: Vec<_> = self
+            .core
+            .registry()
+            .all
+            .values()
+            .map(|s| (s.id, s.info_hash))
+            .collect();
+        list.sort();
+        list
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> SessionStats {
+        SessionStats {
+            torrents: self.core.registry().all.len(),
+            unknown_refused: self.core.unknown_refused.load(Ordering::Relaxed),
+            routed: self.core.routed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops every torrent and the listener, and waits for their tasks (at most 5 s).
+    pub async fn shutdown(self) {
+        shutdown_core(&self.core).await;
+    }
+}
+
+pub(crate) async fn shutdown_core(core: &Arc<Core>) {
+    core.cancel.cancel();
+    let torrents: Vec<_> = core.registry().all.drain().map(|(_, s)| s).collect();
+    core.registry().by_hash.clear();
+    core.tasks.close();
+    let wait = async {
+        for t in &torrents {
+            t.tasks.close();
+            t.tasks.wait().await;
+        }
+        core.tasks.wait().await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+}

@@ -1,0 +1,174 @@
+//! Sessions: many torrents in one process on one port.
+//!
+//! One seeding session serves 50 torrents from one listener; another session fetches all 50
+//! at once. Every handshake arrives at the same port, so each download being byte-identical
+//! shows the listener routed it to the right torrent; a handshake for an info hash the
+//! session does not have is refused without a byte of ours and counted.
+
+mod swarm_support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use share_engine::storage::output_paths;
+use share_engine::{Config, Event, Mode, Params, Session, SessionConfig, SessionEvent};
+use share_proto::wire::Handshake;
+use share_proto::{InfoHash, PeerId};
+use swarm_support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+
+const TORRENTS: usize = 50;
+
+fn session_config() -> SessionConfig {
+    SessionConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..SessionConfig::default()
+    }
+}
+
+fn torrent_config() -> Config {
+    Config {
+        // One host runs the whole test: every connection comes from 127.0.0.1.
+        max_peers_per_ip: 64,
+        ..config()
+    }
+}
+
+/// Waits until `pred` holds for a session event, with a deadline.
+async fn wait_session(
+    rx: &mut broadcast::Receiver<SessionEvent>,
+    secs: u64,
+    what: &str,
+    mut pred: impl FnMut(&SessionEvent) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(e)) if pred(&e) => return,
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("events closed while waiting for {what}"),
+            Err(_) => panic!("no {what} within {secs} s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_torrents_on_one_port_are_fetched_by_one_session() {
+    let files: Vec<_> = (0..TORRENTS)
+        .map(|i| make_file(40_000 + i * 1_000, 16 * 1024, vec![]))
+        .collect();
+    let seeder = Session::start(session_config()).await.unwrap();
+    let mut seeds = Vec::new();
+    for f in &files {
+        let t = seeder
+            .add(Params {
+                meta: f.meta.clone(),
+                paths: output_paths(&f.meta, &f.path),
+                root: f.dir.path().to_path_buf(),
+                mode: Mode::Seed,
+                trackers: vec![],
+                peers: vec![],
+                config: torrent_config(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            t.listen_addr(),
+            seeder.listen_addr(),
+            "one port for every torrent"
+        );
+        assert_eq!(t.peer_id(), seeder.peer_id(), "one peer id per session");
+        seeds.push(t);
+    }
+    let ids: HashSet<_> = seeds.iter().map(|t| t.id()).collect();
+    assert_eq!(ids.len(), TORRENTS);
+    assert_eq!(seeder.torrents().len(), TORRENTS);
+
+    // The same torrent twice in one session is refused.
+    let again = seeder
+        .add(Params {
+            meta: files[0].meta.clone(),
+            paths: output_paths(&files[0].meta, &files[0].path),
+            root: files[0].dir.path().to_path_buf(),
+            mode: Mode::Seed,
+            trackers: vec![],
+            peers: vec![],
+            config: torrent_config(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        again.to_string(),
+        format!("this session already has the torrent {}", files[0].meta.info_hash)
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let fetcher = Session::start(session_config()).await.unwrap();
+    let mut events = fetcher.subscribe();
+    let mut fetches = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let path = out.path().join(format!("out-{i}.bin"));
+        let t = fetcher
+            .add(Params {
+                meta: f.meta.clone(),
+                paths: output_paths(&f.meta, &path),
+                root: out.path().to_path_buf(),
+                mode: Mode::Fetch,
+                trackers: vec![],
+                peers: vec![seeder.listen_addr()],
+                config: torrent_config(),
+            })
+            .await
+            .unwrap();
+        fetches.push((t, path));
+    }
+    let fetch_ids: HashSet<_> = fetches.iter().map(|(t, _)| t.id()).collect();
+    let mut complete = HashSet::new();
+    wait_session(&mut events, 60, "every download's Complete", |e| {
+        if matches!(e.event, Event::Complete) {
+            let id = e.torrent.expect("a torrent's event carries its id");
+            assert!(fetch_ids.contains(&id), "{id} is one of ours");
+            complete.insert(id);
+        }
+        complete.len() == TORRENTS
+    })
+    .await;
+    for (i, (t, path)) in fetches.iter().enumerate() {
+        assert!(t.is_complete());
+        assert!(
+            std::fs::read(path).unwrap() == files[i].data,
+            "torrent {i} is byte-identical"
+        );
+    }
+    assert_eq!(
+        seeder.stats().routed as usize,
+        TORRENTS,
+        "one connection per torrent"
+    );
+
+    // A handshake for an info hash the seeding session does not have.
+    let mut stream = TcpStream::connect(seeder.listen_addr()).await.unwrap();
+    let other = Handshake::ours(InfoHash([0x42; 20]), PeerId::ours([7; 12])).encode();
+    stream.write_all(&other).await.unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got))
+        .await
+        .expect("the connection is closed");
+    assert!(read.is_err() || got.is_empty(), "we sent nothing: {got:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seeder.stats().unknown_refused == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the refusal is counted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seeder.stats().unknown_refused, 1);
+
+    // A torrent removed from the session is unknown to its listener from then on.
+    let (first, _) = fetches.remove(0);
+    first.shutdown().await;
+    assert_eq!(fetcher.torrents().len(), TORRENTS - 1);
+
+    fetcher.shutdown().await;
+    seeder.shutdown().await;
+}
