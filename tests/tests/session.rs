@@ -172,3 +172,101 @@ async fn fifty_torrents_on_one_port_are_fetched_by_one_session() {
     fetcher.shutdown().await;
     seeder.shutdown().await;
 }
+
+/// Two torrents fetched by one session with a 4 MiB/s download limit share it: 16 MiB in all
+/// arrive at 4 MiB/s (within 15%), not 4 MiB/s each, and both make progress all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_torrents_in_one_session_share_its_download_limit() {
+    const MIB: usize = 1024 * 1024;
+    const LIMIT: u64 = 4 * MIB as u64;
+    // Different lengths, so different data and info hashes.
+    let files: Vec<_> = (0..2)
+        .map(|i| make_file(8 * MIB + i * 4096, 256 * 1024, vec![]))
+        .collect();
+    let total: usize = files.iter().map(|f| f.data.len()).sum();
+    let seeder = Session::start(session_config()).await.unwrap();
+    let mut seeds = Vec::new();
+    for f in &files {
+        seeds.push(
+            seeder
+                .add(Params {
+                    meta: f.meta.clone(),
+                    paths: output_paths(&f.meta, &f.path),
+                    root: f.dir.path().to_path_buf(),
+                    mode: Mode::Seed,
+                    trackers: vec![],
+                    peers: vec![],
+                    config: torrent_config(),
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    let out = tempfile::tempdir().unwrap();
+    let fetcher = Session::start(SessionConfig {
+        limits: share_engine::Limits::new(None, Some(LIMIT)),
+        ..session_config()
+    })
+    .await
+    .unwrap();
+    let mut events = fetcher.subscribe();
+    let mut fetches = Vec::new();
+    let start = std::time::Instant::now();
+    for (i, f) in files.iter().enumerate() {
+        let path = out.path().join(format!("limited-{i}.bin"));
+        let t = fetcher
+            .add(Params {
+                meta: f.meta.clone(),
+                paths: output_paths(&f.meta, &path),
+                root: out.path().to_path_buf(),
+                mode: Mode::Fetch,
+                trackers: vec![],
+                peers: vec![seeder.listen_addr()],
+                config: torrent_config(),
+            })
+            .await
+            .unwrap();
+        fetches.push((t, path));
+    }
+    // When the first of the two completes, the other must be well under way: the limit is
+    // shared between them, not spent on one then the other.
+    let mut done = Vec::new();
+    wait_session(&mut events, 60, "both downloads' Complete", |e| {
+        if matches!(e.event, Event::Complete) {
+            done.push((e.torrent.unwrap(), start.elapsed()));
+            if done.len() == 1 {
+                let other = fetches.iter().find(|(t, _)| t.id() != done[0].0).unwrap();
+                let s = other.0.stats();
+                assert!(
+                    s.have_bytes * 2 > s.total_bytes,
+                    "the other torrent had {} of {} bytes when the first completed",
+                    s.have_bytes,
+                    s.total_bytes
+                );
+            }
+        }
+        done.len() == 2
+    })
+    .await;
+    let took = done[1].1.as_secs_f64();
+    let rate = total as f64 / took;
+    let ratio = rate / LIMIT as f64;
+    eprintln!(
+        "two torrents, one 4 MiB/s limit: 16 MiB in {took:.2} s, {:.2} MiB/s (ratio {ratio:.3})",
+        rate / MIB as f64
+    );
+    assert!(
+        (0.85..=1.15).contains(&ratio),
+        "16 MiB in {took:.2} s is {:.2} MiB/s, not within 15% of the shared 4 MiB/s",
+        rate / MIB as f64
+    );
+    for (i, (t, path)) in fetches.iter().enumerate() {
+        assert!(t.is_complete());
+        assert!(
+            std::fs::read(path).unwrap() == files[i].data,
+            "torrent {i} is byte-identical"
+        );
+    }
+    fetcher.shutdown().await;
+    seeder.shutdown().await;
+}

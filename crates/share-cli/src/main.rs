@@ -9,6 +9,7 @@ mod line_edit;
 mod manifest;
 mod only;
 mod progress;
+mod rate;
 mod render;
 mod run;
 mod terminal;

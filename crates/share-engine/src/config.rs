@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::limits::Limits;
+
 /// How a torrent behaves. Field docs give the reasons for the defaults.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -88,6 +90,10 @@ pub struct Config {
     /// fetches them all. Only the pieces holding bytes of a selected file are wanted, and
     /// skipped files are never created (`selection.rs`).
     pub select: Option<Vec<bool>>,
+    /// Upload and download rate limits of a torrent started on its own (`Torrent::start`);
+    /// in a [`crate::Session`] the session's limits apply to all its torrents together
+    /// (`SessionConfig::limits`). Default: unlimited.
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -123,6 +129,7 @@ impl Default for Config {
             state_dir: None,
             overwrite: false,
             select: None,
+            limits: Limits::default(),
         }
     }
 }

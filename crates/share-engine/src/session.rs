@@ -34,6 +34,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::error::{PeerError, Refusal, TorrentError};
 use crate::event::Event;
+use crate::limits::Limits;
 use crate::torrent::{Params, Shared, Torrent};
 
 /// Bytes of the handshake read before the torrent is known: protocol string, reserved bits
@@ -83,6 +84,9 @@ pub struct SessionConfig {
     /// Torrents checking their existing data at once: checks read the disk flat out, and
     /// two at once only make both slower.
     pub checks_at_once: usize,
+    /// Upload and download rates shared by every torrent of the session (`limits.rs`).
+    /// Default: unlimited.
+    pub limits: Limits,
 }
 
 impl Default for SessionConfig {
@@ -96,6 +100,7 @@ impl Default for SessionConfig {
             handshake_timeout: Duration::from_secs(10),
             hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             checks_at_once: 1,
+            limits: Limits::default(),
         }
     }
 }
@@ -103,7 +108,7 @@ impl Default for SessionConfig {
 impl SessionConfig {
     /// The session of one torrent: its listen address and hash workers, and connection
     /// limits that leave the torrent's own (`max_peers`, `newcomer_slots`,
-    /// `max_peers_per_ip`) in charge.
+    /// `max_peers_per_ip`) in charge, and its rate limits.
     pub fn for_torrent(config: &Config) -> Self {
         Self {
             listen: config.listen,
@@ -114,6 +119,7 @@ impl SessionConfig {
             handshake_timeout: config.handshake_timeout,
             hash_workers: config.hash_workers,
             checks_at_once: 1,
+            limits: config.limits.clone(),
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Args {
     /// several. `share info` lists the paths.
     #[arg(long = "only", value_name = "GLOB")]
     pub only: Vec<String>,
+    #[command(flatten)]
+    pub rate: crate::rate::RateArgs,
     /// Exit once the data is verified instead of seeding until Ctrl-C.
     #[arg(long)]
     pub no_seed: bool,
@@ -130,6 +132,7 @@ async fn fetch(args: Args) -> Outcome {
         config: Config {
             listen,
             nick: args.nick.clone().unwrap_or_else(crate::run::default_nick),
+            limits: args.rate.limits(),
             state_dir: state_dir(args.state_dir.clone()),
             overwrite: args.overwrite,
             select: only.as_ref().map(|o| o.mask.clone()),

@@ -35,6 +35,8 @@ pub struct Args {
     /// Address written into the embedded tracker's URL, when the detected one is wrong.
     #[arg(long, value_name = "IP")]
     pub announce_host: Option<IpAddr>,
+    #[command(flatten)]
+    pub rate: crate::rate::RateArgs,
     /// Chat nickname [default: your login name].
     #[arg(long)]
     pub nick: Option<String>,
@@ -153,6 +155,7 @@ async fn seed(args: Args) -> Outcome {
         config: Config {
             listen,
             nick: args.nick.clone().unwrap_or_else(crate::run::default_nick),
+            limits: args.rate.limits(),
             ..Config::default()
         },
     };

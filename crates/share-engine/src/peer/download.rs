@@ -1,7 +1,7 @@
 //! Downloading from a peer: keeping its request pipeline full and taking its blocks.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use share_proto::geometry::Block;
@@ -36,6 +36,11 @@ impl Conn {
         self.timeouts = 0;
         let len = data.len() as u64;
         self.shared.downloaded.fetch_add(len, Ordering::Relaxed);
+        if let Some(down) = &self.shared.session.config.limits.down {
+            if let Some(wait) = down.charge(len) {
+                self.down_pause(wait);
+            }
+        }
         let outcome = {
             let mut st = self.shared.lock();
             if let Some(e) = st.peers.get_mut(&self.key) {
@@ -54,6 +59,36 @@ impl Conn {
             Received::Stored | Received::NotNeeded => {}
         }
         Ok(())
+    }
+
+    /// Stops reading from this peer for `wait`: our download limit is in debt.
+    fn down_pause(&mut self, wait: Duration) {
+        self.down_until = Some(tokio::time::Instant::now() + wait);
+        self.paused_at.get_or_insert_with(Instant::now);
+    }
+
+    /// The pause is over: read again if the (shared) limit is out of debt, else wait on. The
+    /// time we did not read is added to the peer's deadlines, so our limit never makes its
+    /// requests (`request_timeout`) or its liveness (`idle_timeout`) look late.
+    pub(super) fn down_resume(&mut self) {
+        let debt = self
+            .shared
+            .session
+            .config
+            .limits
+            .down
+            .as_ref()
+            .and_then(|d| d.debt());
+        if let Some(wait) = debt {
+            self.down_until = Some(tokio::time::Instant::now() + wait);
+            return;
+        }
+        self.down_until = None;
+        if let Some(at) = self.paused_at.take() {
+            let paused = at.elapsed();
+            self.last_block += paused;
+            self.last_recv += paused;
+        }
     }
 
     pub(super) fn remember_released(&mut self, b: &Block) {

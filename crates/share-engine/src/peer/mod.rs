@@ -192,6 +192,13 @@ struct Conn {
     /// extension handshake brings it in time.
     announced: bool,
     started: Instant,
+    /// While our download limit is in debt: when to look at it again. The socket is not
+    /// read meanwhile, so TCP's window slows the sender (`limits.rs`).
+    down_until: Option<tokio::time::Instant>,
+    /// When the current download pause began.
+    paused_at: Option<Instant>,
+    /// While our upload limit is in debt: when the next disk read of queued blocks may start.
+    up_until: Option<tokio::time::Instant>,
 }
 
 /// How long `PeerUp` waits for the extension handshake (and its client name) of a peer that
@@ -235,6 +242,9 @@ impl Conn {
             ext_valid: false,
             announced: false,
             started: Instant::now(),
+            down_until: None,
+            paused_at: None,
+            up_until: None,
         }
     }
 
@@ -310,7 +320,12 @@ impl Conn {
                         return Ok(reason);
                     }
                 }
-                frame = frames.next() => match frame {
+                () = wait_until(self.down_until) => self.down_resume(),
+                () = wait_until(self.up_until) => {
+                    self.up_until = None;
+                    self.start_read();
+                }
+                frame = frames.next(), if self.down_until.is_none() => match frame {
                     None => return Ok("peer closed the connection".into()),
                     Some(Err(e)) => return Err(e),
                     Some(Ok(msg)) => {
@@ -487,6 +502,10 @@ impl Conn {
         if !self.announced && self.started.elapsed() >= CLIENT_NAME_WAIT {
             self.announce(None);
         }
+        if self.down_until.is_some() {
+            // We are not reading: silence now is ours, not the peer's (`down_resume`).
+            return Ok(());
+        }
         let cfg = &self.shared.config;
         if self.last_recv.elapsed() > cfg.idle_timeout {
             return Err(PeerError::Timeout(format!(
@@ -506,6 +525,14 @@ impl Conn {
             self.last_block = Instant::now();
         }
         Ok(())
+    }
+}
+
+/// Completes at `until`, or never when it is `None`.
+async fn wait_until(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -8,7 +8,7 @@
 //! `Event::FileUnavailable` names the file, and every other piece is still served. Withheld
 //! pieces stay withheld while the torrent runs; a restart re-checks (`share seed` rehashes).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
@@ -132,15 +132,29 @@ impl Conn {
         Ok(())
     }
 
-    /// Starts reading queued blocks from disk while the writer's backlog is small.
+    /// Starts reading queued blocks from disk while the writer's backlog is small and our
+    /// upload limit, if any, lets them go.
     pub(super) fn start_read(&mut self) {
         if self.reading.is_some()
+            || self.up_until.is_some()
             || self.queue.is_empty()
             || self.backlog.load(Ordering::Relaxed) >= WRITE_BACKLOG
         {
             return;
         }
-        let mut batch: Vec<Block> = self.queue.drain(..self.queue.len().min(READ_BATCH)).collect();
+        let mut n = self.queue.len().min(READ_BATCH);
+        if let Some(up) = &self.shared.session.config.limits.up {
+            // At most a burst's worth (at least one block) is charged and read at a time, so
+            // a slow limit is not spent on one peer's long batch; the blocks are charged
+            // before they are read, and the next batch waits while the limit is in debt.
+            n = blocks_within(&self.queue, n, up.burst());
+            let bytes = self.queue.iter().take(n).map(|b| u64::from(b.len)).sum();
+            if let Err(wait) = up.try_take(bytes) {
+                self.up_until = Some(tokio::time::Instant::now() + wait);
+                return;
+            }
+        }
+        let mut batch: Vec<Block> = self.queue.drain(..n).collect();
         {
             // Requests queued before a file became unreadable are dropped here.
             let st = self.shared.lock();
@@ -207,6 +221,20 @@ impl Conn {
     }
 }
 
+/// How many of the first `max` blocks of `queue` fit in `budget` bytes (at least one).
+fn blocks_within(queue: &VecDeque<Block>, max: usize, budget: u64) -> usize {
+    let mut total = 0;
+    let fit = queue
+        .iter()
+        .take(max)
+        .take_while(|b| {
+            total += u64::from(b.len);
+            total <= budget
+        })
+        .count();
+    fit.max(1).min(max)
+}
+
 /// Splits `blocks` into runs that follow each other on disk, so that a run is read with one
 /// system call into one buffer and each block is a slice of it (peers mostly ask for a
 /// piece's blocks in order).
@@ -218,6 +246,19 @@ fn contiguous_runs(blocks: &[Block], offset: impl Fn(&Block) -> u64) -> impl Ite
 mod tests {
     use super::*;
     use share_proto::geometry::Geometry;
+
+    #[test]
+    fn a_limited_batch_holds_a_burst_of_blocks_and_never_none() {
+        let g = Geometry::new(4 * 32 * 1024, 32 * 1024).unwrap();
+        let queue: VecDeque<Block> = (0..8)
+            .map(|i| g.block(g.piece(i / 2).unwrap(), i % 2).unwrap())
+            .collect();
+        assert_eq!(blocks_within(&queue, 8, 3 * 16384), 3);
+        assert_eq!(blocks_within(&queue, 8, 3 * 16384 + 100), 3);
+        assert_eq!(blocks_within(&queue, 2, 3 * 16384), 2, "READ_BATCH still caps it");
+        assert_eq!(blocks_within(&queue, 8, 100), 1, "a block always goes");
+        assert_eq!(blocks_within(&queue, 8, u64::MAX), 8);
+    }
 
     #[test]
     fn blocks_in_disk_order_are_read_as_one_run() {
