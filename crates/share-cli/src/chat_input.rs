@@ -15,8 +15,10 @@ pub enum After {
     Quit,
 }
 
-/// Acts on one line of input.
-pub fn handle(torrent: &Torrent, render: &Render, line: &str) -> After {
+/// Acts on one line of input. With several transfers in the process a message goes to every
+/// swarm, `/nick` renames us in all, `/msg` goes to the first swarm that has the nickname,
+/// and `/peers` lists every swarm's peers.
+pub fn handle(torrents: &[Torrent], render: &Render, line: &str) -> After {
     let line = line.trim_end_matches(['\r', '\n']);
     if line.trim().is_empty() {
         return After::Continue;
@@ -26,26 +28,32 @@ pub fn handle(torrent: &Torrent, render: &Render, line: &str) -> After {
         None => ("", line),
     };
     match cmd {
-        "" => match torrent.say(rest) {
+        "" => match to_every(torrents, |t| t.say(rest)) {
             Ok(()) => render.own_chat(rest, None),
             Err(e) => render.problem("chat_error", &format!("not sent: {e}")),
         },
         "quit" => return After::Quit,
         "nick" if !rest.is_empty() => {
-            let nick = torrent.set_nick(rest);
+            let nick = torrents
+                .iter()
+                .map(|t| t.set_nick(rest))
+                .next()
+                .unwrap_or_default();
             render.emit(json!({"event": "nick", "nick": nick}), || {
                 Some(format!("you are now {nick}"))
             });
         }
         "msg" => match rest.split_once(' ') {
-            Some((nick, text)) if !text.trim().is_empty() => match torrent.say_to(nick, text) {
-                Ok(()) => render.own_chat(text, Some(nick)),
-                Err(e) => render.problem("chat_error", &format!("not sent: {e}")),
-            },
+            Some((nick, text)) if !text.trim().is_empty() => {
+                match first_ok(torrents, |t| t.say_to(nick, text)) {
+                    Ok(()) => render.own_chat(text, Some(nick)),
+                    Err(e) => render.problem("chat_error", &format!("not sent: {e}")),
+                }
+            }
             _ => render.problem("chat_error", "usage: /msg NICK TEXT"),
         },
         "peers" => {
-            let peers = torrent.peers();
+            let peers: Vec<_> = torrents.iter().flat_map(Torrent::peers).collect();
             let list: Vec<_> = peers
                 .iter()
                 .map(|p| {
@@ -85,4 +93,27 @@ pub fn handle(torrent: &Torrent, render: &Render, line: &str) -> After {
         ),
     }
     After::Continue
+}
+
+/// Runs `send` on each torrent until one takes it: `Ok` then, else the first one's error.
+fn first_ok<E>(torrents: &[Torrent], mut send: impl FnMut(&Torrent) -> Result<(), E>) -> Result<(), E> {
+    let mut first = None;
+    for t in torrents {
+        match send(t) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Runs `send` on every torrent: `Ok` if one took it, else the first torrent's error.
+fn to_every<E>(torrents: &[Torrent], send: impl Fn(&Torrent) -> Result<(), E>) -> Result<(), E> {
+    let results: Vec<_> = torrents.iter().map(send).collect();
+    if results.iter().any(Result::is_ok) {
+        return Ok(());
+    }
+    results.into_iter().find_map(Result::err).map_or(Ok(()), Err)
 }

@@ -45,6 +45,11 @@ pub struct Render {
     input: Option<ProgressBar>,
     /// The authors seen under each nickname, to tag a nickname two authors share.
     authors: HashMap<String, Vec<PeerId>>,
+    /// With several transfers in one process: the bar this one's bars go above (the total),
+    /// the torrent's id in its JSON lines, and its name before its text lines.
+    anchor: Option<ProgressBar>,
+    tag: Option<u64>,
+    prefix: String,
 }
 
 impl Render {
@@ -69,6 +74,61 @@ impl Render {
             checked: false,
             input: None,
             authors: HashMap::new(),
+            anchor: None,
+            tag: None,
+            prefix: String::new(),
+        }
+    }
+
+    /// The view of one of several transfers, drawn with `main`'s bars above `anchor` (the
+    /// total) and labelled `bar_label` there: its JSON lines carry `"torrent": id` and its
+    /// text lines start with its name.
+    pub fn transfer(
+        main: &Render,
+        name: &str,
+        bar_label: &str,
+        id: u64,
+        anchor: Option<&ProgressBar>,
+    ) -> Self {
+        Self {
+            json: main.json,
+            multi: main.multi.clone(),
+            bar: None,
+            check: None,
+            prefix: format!("{}: ", sanitize(name)),
+            label: sanitize(bar_label),
+            terminal: main.terminal,
+            seeding: false,
+            chat_only: false,
+            checked: false,
+            input: None,
+            authors: HashMap::new(),
+            anchor: anchor.cloned(),
+            tag: Some(id),
+        }
+    }
+
+    /// A bar of its own under the others (the total of several transfers), styled once it
+    /// has joined them.
+    pub fn add_total_bar(&self, total: u64, label: &str) -> ProgressBar {
+        let bar = self.add_bar(ProgressBar::with_draw_target(
+            Some(total),
+            ProgressDrawTarget::hidden(),
+        ));
+        bar.set_style(
+            ProgressStyle::with_template(&bytes_template(label))
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        bar
+    }
+
+    /// Puts this transfer's bar in its place among the others now, so that the bars keep
+    /// the order of the command line whichever starts first.
+    pub fn reserve_bar(&mut self) {
+        if self.terminal && !self.json {
+            self.download_bar(0).set_message("starting");
         }
     }
 
@@ -113,8 +173,8 @@ impl Render {
 
     /// Adds a bar above the input line.
     fn add_bar(&self, bar: ProgressBar) -> ProgressBar {
-        match &self.input {
-            Some(input) => self.multi.insert_before(input, bar),
+        match self.anchor.as_ref().or(self.input.as_ref()) {
+            Some(above) => self.multi.insert_before(above, bar),
             None => self.multi.add(bar),
         }
     }
@@ -136,7 +196,10 @@ impl Render {
     }
 
     /// Prints one JSON object on stdout (JSON mode) or a line above the bars.
-    pub fn emit(&self, value: serde_json::Value, text: impl FnOnce() -> Option<String>) {
+    pub fn emit(&self, mut value: serde_json::Value, text: impl FnOnce() -> Option<String>) {
+        if let (Some(id), Some(fields)) = (self.tag, value.as_object_mut()) {
+            fields.insert("torrent".into(), id.into());
+        }
         if self.json {
             // A reader that closed our stdout (`share fetch --json | head -1`) ends us quietly.
             crate::exit::print(&format!("{}\n", json_text(&value)));
@@ -149,6 +212,7 @@ impl Render {
     pub fn println(&self, line: &str) {
         // Line by line, so that our own line breaks survive and nobody else's text does.
         let line = line.split('\n').map(sanitize).collect::<Vec<_>>().join("\n");
+        let line = format!("{}{line}", self.prefix);
         let line = line.as_str();
         if self.terminal {
             let _ = self.multi.println(line);
@@ -159,6 +223,9 @@ impl Render {
 
     fn download_bar(&mut self, total: u64) -> ProgressBar {
         if let Some(bar) = &self.bar {
+            if bar.length() != Some(total) {
+                bar.set_length(total);
+            }
             return bar.clone();
         }
         let bar = self.add_bar(ProgressBar::with_draw_target(
@@ -168,11 +235,9 @@ impl Render {
         bar.set_style(
             // The ETA is ours (`eta`), from this run's rate: indicatif's would count the bytes
             // a resume found on disk as if they had just arrived.
-            ProgressStyle::with_template(
-                "{prefix:.bold} [{bar:30.cyan/blue}] {binary_bytes}/{binary_total_bytes} {msg}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template(&bytes_template(&self.label))
+                .expect("static template")
+                .progress_chars("=> "),
         );
         bar.set_prefix(self.label.clone());
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -225,7 +290,7 @@ impl Render {
                     let bar = self.download_bar(s.total_bytes);
                     if switch {
                         // Once everything is here a full bar says nothing: show what we give.
-                        bar.set_style(ProgressStyle::with_template("{prefix:.bold} seeding: {msg}").expect("static template"));
+                        bar.set_style(ProgressStyle::with_template("{prefix:.bold} seeding: {wide_msg}").expect("static template"));
                     }
                     bar.set_position(s.have_bytes);
                     bar.set_message(if complete { seeding_status(s) } else { status(s) });
@@ -370,6 +435,17 @@ fn clock(ms: u64) -> String {
         chrono::LocalResult::Single(t) => t.format("%H:%M").to_string(),
         _ => "--:--".into(),
     }
+}
+
+/// The style of a byte-count bar labelled `label`: the bar is as wide as the terminal leaves
+/// room for beside the counts and the status (at most 30 columns, at least 10), and the
+/// status is cut at the edge rather than wrapped onto a line the next redraw leaves behind.
+fn bytes_template(label: &str) -> String {
+    const COUNTS: usize = 24; // "123.45 MiB/678.90 MiB " and the bar's brackets
+    const STATUS: usize = 48; // "↓ 1.17 MiB/s ↑ 0 B/s, 1 peer (1 seeding) ETA 13s"
+    let room = crate::terminal::width().saturating_sub(label.chars().count() + 2 + COUNTS + STATUS);
+    let bar = room.clamp(10, 30);
+    format!("{{prefix:.bold}} [{{bar:{bar}.cyan/blue}}] {{binary_bytes}}/{{binary_total_bytes}} {{wide_msg}}")
 }
 
 fn seeding_status(s: &Stats) -> String {

@@ -113,25 +113,58 @@ pub async fn drive(
     stop_when_complete: bool,
     on_complete: impl Fn(&Render),
 ) -> Ended {
+    drive_all(
+        std::slice::from_ref(torrent),
+        std::slice::from_mut(render),
+        None,
+        stop_when_complete,
+        |r, _| on_complete(r),
+    )
+    .await
+}
+
+/// [`drive`] for several transfers of one session: `renders[i]` shows `torrents[i]`, and the
+/// last render (the one of the process, with the input line) shows what is not one
+/// transfer's; with one torrent it is the same render. `total` is the bar of everything,
+/// brought up to date on each progress event. With several, one torrent's fatal error is
+/// shown and the others go on; the loop ends with it once none is left running, or at the
+/// end as the outcome. `stop_when_complete` waits for all of them.
+pub async fn drive_all(
+    torrents: &[Torrent],
+    renders: &mut [Render],
+    total: Option<&indicatif::ProgressBar>,
+    stop_when_complete: bool,
+    on_complete: impl Fn(&Render, usize),
+) -> Ended {
     use tokio::io::AsyncBufReadExt;
-    let mut events = torrent.events();
+    let main = renders.len() - 1;
+    let mut events = merged_events(torrents);
     let stop = interrupted();
     tokio::pin!(stop);
-    let raw = (render.is_terminal() && crate::terminal::stdin_is_terminal())
+    let raw = (renders[main].is_terminal() && crate::terminal::stdin_is_terminal())
         .then(crate::terminal::RawInput::enable)
         .and_then(Result::ok);
     let mut input = match raw {
         Some(_) => {
-            render.start_input();
+            renders[main].start_input();
             Input::Keys(tokio::io::stdin())
         }
         None => Input::Lines(tokio::io::BufReader::new(tokio::io::stdin()).lines()),
     };
     let (mut decoder, mut editor) = (Decoder::default(), LineEditor::default());
+    let mut complete = vec![false; torrents.len()];
+    let mut chats = std::collections::VecDeque::new();
+    let mut failed: Vec<Option<String>> = vec![None; torrents.len()];
+    let outcome = |failed: &[Option<String>], interrupted: bool| match failed.iter().flatten().next() {
+        Some(message) => Ended::Fatal(message.clone()),
+        None if interrupted => Ended::Interrupted,
+        None => Ended::Complete,
+    };
     loop {
-        let event = tokio::select! {
-            () = &mut stop => return Ended::Interrupted,
+        let (i, event) = tokio::select! {
+            () = &mut stop => return outcome(&failed, true),
             got = input.next() => {
+                let render = &mut renders[main];
                 let lines = match got {
                     Got::Line(line) => vec![line],
                     Got::Bytes(bytes) => {
@@ -144,7 +177,7 @@ pub async fn drive(
                                     render.show_input(&editor);
                                     lines.push(line);
                                 }
-                                Edit::Quit => return Ended::Interrupted,
+                                Edit::Quit => return outcome(&failed, true),
                             }
                         }
                         lines
@@ -156,32 +189,102 @@ pub async fn drive(
                     }
                 };
                 for line in lines {
-                    if let After::Quit = crate::chat_input::handle(torrent, render, &line) {
-                        return Ended::Interrupted;
+                    if let After::Quit = crate::chat_input::handle(torrents, render, &line) {
+                        return outcome(&failed, true);
                     }
                 }
                 continue;
             }
-            e = events.recv() => e,
+            e = events.recv() => match e {
+                Some(e) => e,
+                None => return Ended::Fatal("the engine stopped".into()),
+            },
         };
-        match event {
-            Ok(e) => {
-                render.event(&e);
-                match e {
-                    Event::Complete => {
-                        on_complete(render);
-                        if stop_when_complete {
-                            return Ended::Complete;
-                        }
+        let Some(event) = event else {
+            return Ended::Fatal("the engine stopped".into());
+        };
+        if torrents.len() > 1 {
+            if let Event::Chat {
+                from, time_ms, text, ..
+            } = &event
+            {
+                // With several swarms a line goes to all of them: shown once, as the
+                // process's (no torrent's name before it), however many swarms brought it.
+                let key = (*from, *time_ms, text.clone());
+                if !chats.contains(&key) {
+                    if chats.len() == CHAT_SEEN {
+                        chats.pop_front();
                     }
-                    Event::Fatal(message) => return Ended::Fatal(message),
-                    _ => {}
+                    chats.push_back(key);
+                    renders[main].event(&event);
+                }
+                continue;
+            }
+        }
+        renders[i].event(&event);
+        match event {
+            Event::Progress(_) => {
+                if let Some(bar) = total {
+                    let all: Vec<_> = torrents.iter().map(Torrent::stats).collect();
+                    bar.set_length(all.iter().map(|s| s.total_bytes).sum());
+                    bar.set_position(all.iter().map(|s| s.have_bytes).sum());
+                    let down: f64 = all.iter().map(|s| s.down_rate).sum();
+                    let up: f64 = all.iter().map(|s| s.up_rate).sum();
+                    bar.set_message(format!(
+                        "↓ {}/s ↑ {}/s",
+                        indicatif::HumanBytes(down as u64),
+                        indicatif::HumanBytes(up as u64)
+                    ));
                 }
             }
-            Err(RecvError::Lagged(_)) => {}
-            Err(RecvError::Closed) => return Ended::Fatal("the engine stopped".into()),
+            Event::Complete => {
+                complete[i] = true;
+                on_complete(&renders[i], i);
+            }
+            Event::Fatal(message) => {
+                if torrents.len() == 1 {
+                    return Ended::Fatal(message);
+                }
+                renders[i].println(&format!("stopped: {message}"));
+                failed[i] = Some(message);
+            }
+            _ => {}
+        }
+        let running = (0..torrents.len()).filter(|&j| failed[j].is_none());
+        let done = running.clone().all(|j| complete[j]);
+        if running.count() == 0 || (stop_when_complete && done) {
+            return outcome(&failed, false);
         }
     }
+}
+
+/// Chat lines remembered to show a line that several swarms bring only once.
+const CHAT_SEEN: usize = 256;
+
+/// The events of every torrent as one stream, each with the torrent's index: one forwarding
+/// task per torrent keeps each torrent's order. `None` for a torrent whose events ended. The
+/// channel is bounded: a renderer that falls behind makes the engine's bus skip events for
+/// it (as one torrent's receiver always did), never a queue that grows.
+fn merged_events(torrents: &[Torrent]) -> tokio::sync::mpsc::Receiver<(usize, Option<Event>)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    for (i, t) in torrents.iter().enumerate() {
+        let mut events = t.events();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let e = match events.recv().await {
+                    Ok(e) => Some(e),
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => None,
+                };
+                let end = e.is_none();
+                if tx.send((i, e)).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+    }
+    rx
 }
 
 /// The default nickname: the user's login name from `$USER` or `$LOGNAME`, else the passwd
@@ -317,6 +420,65 @@ pub async fn bind_or_any(preferred: SocketAddr) -> std::io::Result<tokio::net::T
         Err(e) => Err(e),
     }
 }
+
+/// The session of a command with several transfers: one port (`listen`) and the rate limits
+/// of `--max-up`/`--max-down` for all of them.
+pub async fn session(
+    listen: SocketAddr,
+    rate: &crate::rate::RateArgs,
+) -> Result<share_engine::Session, Failure> {
+    share_engine::Session::start(share_engine::SessionConfig {
+        listen,
+        limits: rate.limits(),
+        ..share_engine::SessionConfig::default()
+    })
+    .await
+    .map_err(Failure::runtime)
+}
+
+/// The widest bar label of several transfers; longer names are cut with `…`.
+const LABEL_WIDTH: usize = 24;
+
+/// One render per transfer, their bars in the order given, and the bar of their total under
+/// them (on a terminal), all labelled to one width so that the bars line up.
+pub fn transfer_renders(
+    main: &Render,
+    names: &[&str],
+    torrents: &[Torrent],
+) -> (Vec<Render>, Option<indicatif::ProgressBar>) {
+    let labels: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let n = share_proto::sanitize::sanitize(n);
+            match n.chars().count() > LABEL_WIDTH {
+                true => n.chars().take(LABEL_WIDTH - 1).chain(['…']).collect(),
+                false => n,
+            }
+        })
+        .collect();
+    let width = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .chain([TOTAL.len()])
+        .max()
+        .unwrap_or(0);
+    let pad = |label: &str| format!("{label:<width$}");
+    let total = main.is_terminal().then(|| main.add_total_bar(0, &pad(TOTAL)));
+    let renders = names
+        .iter()
+        .zip(&labels)
+        .zip(torrents)
+        .map(|((name, label), t)| {
+            let mut r = Render::transfer(main, name, &pad(label), t.id().0, total.as_ref());
+            r.reserve_bar();
+            r
+        })
+        .collect();
+    (renders, total)
+}
+
+/// The label of the bar of all transfers.
+const TOTAL: &str = "total";
 
 #[cfg(test)]
 mod tests {

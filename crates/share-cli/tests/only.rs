@@ -188,6 +188,8 @@ fn a_glob_that_matches_nothing_is_bad_input_naming_it() {
         out.to_str().unwrap(),
         "--peer",
         "127.0.0.1:1",
+        "--port",
+        "0",
         "--only",
         "mid.bin",
         "--only",
@@ -206,7 +208,7 @@ fn a_glob_that_matches_nothing_is_bad_input_naming_it() {
     // Pieces shared with skipped files need the state directory: without one, nothing starts.
     let run = common::share_cmd()
         .args(["fetch", manifest.to_str().unwrap(), "-o", out.to_str().unwrap()])
-        .args(["--peer", "127.0.0.1:1", "--only", "mid.bin"])
+        .args(["--peer", "127.0.0.1:1", "--port", "0", "--only", "mid.bin"])
         .env_remove("SHARE_STATE_DIR")
         .env_remove("XDG_DATA_HOME")
         .env_remove("HOME")

@@ -150,6 +150,8 @@ fn fetch_refuses_bad_input_with_exit_2() {
         dir.path().to_str().unwrap(),
         "--peer",
         "127.0.0.1:1",
+        "--port",
+        "0",
     ]);
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("is a directory"));

@@ -20,10 +20,11 @@ pub const INTERRUPTED: i32 = 130;
 /// Arguments of `share fetch`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The .torrent manifest.
-    pub manifest: PathBuf,
+    /// The .torrent manifests: several are fetched at once by one process on one port.
+    #[arg(required = true, value_name = "MANIFEST")]
+    pub manifests: Vec<PathBuf>,
     /// Save as exactly this path: the file, or a directory torrent's own directory
-    /// [default: ./NAME, the torrent's name in the current directory].
+    /// [default: ./NAME, the torrent's name in the current directory]. One manifest only.
     #[arg(short, long, value_name = "PATH", conflicts_with = "dir")]
     pub output: Option<PathBuf>,
     /// Save into this directory, as DIR/NAME (a link here is followed: it is your choice).
@@ -79,9 +80,23 @@ pub async fn resolve_peers(args: &[String]) -> Result<Vec<SocketAddr>, Failure> 
     Ok(peers)
 }
 
-async fn fetch(args: Args) -> Outcome {
-    let meta = std::sync::Arc::new(crate::manifest::load(&args.manifest)?);
-    let peers = resolve_peers(&args.peers).await?;
+/// One fetch, ready to start.
+struct Prepared {
+    meta: std::sync::Arc<share_proto::metainfo::Metainfo>,
+    out: PathBuf,
+    only: Option<crate::only::Selection>,
+    params: Params,
+}
+
+/// Reads `manifest` and works out where it saves and what it fetches; every refusal that
+/// needs no disk write or peer happens here.
+fn prepare(
+    args: &Args,
+    manifest: &Path,
+    peers: &[SocketAddr],
+    listen: SocketAddr,
+) -> Result<Prepared, Failure> {
+    let meta = std::sync::Arc::new(crate::manifest::load(manifest)?);
     let trackers = meta.trackers();
     if peers.is_empty()
         && !trackers
@@ -90,7 +105,7 @@ async fn fetch(args: Args) -> Outcome {
     {
         return Err(Failure::input(anyhow!(
             "{} names no HTTP tracker and no --peer was given: there is nobody to fetch from",
-            args.manifest.display()
+            manifest.display()
         )));
     }
     let name = &meta.info.name;
@@ -119,16 +134,15 @@ async fn fetch(args: Args) -> Outcome {
     let only = if args.only.is_empty() {
         None
     } else {
-        Some(crate::only::select(&meta, &args.only, &args.manifest)?)
+        Some(crate::only::select(&meta, &args.only, manifest)?)
     };
-    let listen = crate::run::peer_listen(args.port).await;
     let params = Params {
         paths: output_paths(&meta, &out),
         meta: meta.clone(),
         root,
         mode: Mode::Fetch,
         trackers,
-        peers,
+        peers: peers.to_vec(),
         config: Config {
             listen,
             nick: args.nick.clone().unwrap_or_else(crate::run::default_nick),
@@ -139,20 +153,44 @@ async fn fetch(args: Args) -> Outcome {
             ..Config::default()
         },
     };
-    let torrent = Torrent::start(params).await.map_err(start_failure)?;
-    let mut render = Render::new(args.json, &meta.info.name);
+    Ok(Prepared {
+        meta,
+        out,
+        only,
+        params,
+    })
+}
+
+/// The `fetching` event of one fetch.
+fn fetching_json(p: &Prepared, torrent: &Torrent) -> serde_json::Value {
+    let meta = &p.meta;
     let mut fetching = serde_json::json!({
         "event": "fetching",
         "name": meta.info.name,
         "info_hash": meta.info_hash.to_hex(),
         "total_length": meta.total_len(),
-        "output": out,
+        "output": p.out,
         "listen": torrent.listen_addr(),
     });
-    if let Some(only) = &only {
+    if let Some(only) = &p.only {
         fetching["files"] = only.files.iter().map(|(path, _)| path.as_str()).collect();
     }
-    render.emit(fetching, || Some(fetching_line(&meta, &out, only.as_ref())));
+    fetching
+}
+
+async fn fetch(args: Args) -> Outcome {
+    if args.manifests.len() > 1 {
+        return fetch_many(args).await;
+    }
+    let peers = resolve_peers(&args.peers).await?;
+    let listen = crate::run::peer_listen(args.port).await;
+    let p = prepare(&args, &args.manifests[0], &peers, listen)?;
+    let torrent = Torrent::start(p.params.clone()).await.map_err(start_failure)?;
+    let (meta, out) = (&p.meta, &p.out);
+    let mut render = Render::new(args.json, &meta.info.name);
+    render.emit(fetching_json(&p, &torrent), || {
+        Some(fetching_line(meta, out, p.only.as_ref()))
+    });
     let no_seed = args.no_seed;
     let shown = out.display().to_string();
     let ended = drive(&torrent, &mut render, no_seed, |r| {
@@ -174,6 +212,96 @@ async fn fetch(args: Args) -> Outcome {
                 "interrupted with {} of {} pieces verified; run the same command again to resume",
                 stats.pieces_have,
                 stats.pieces_total
+            ),
+        )),
+    }
+}
+
+/// `share fetch A B C`: every manifest in one session (one port, one peer id, the rate
+/// limits shared), a bar each and a total.
+async fn fetch_many(args: Args) -> Outcome {
+    if args.output.is_some() {
+        return Err(Failure::input(anyhow!(
+            "-o names the output of one manifest; with {} manifests use -d DIR (each saves as DIR/NAME)",
+            args.manifests.len()
+        )));
+    }
+    if !args.only.is_empty() {
+        return Err(Failure::input(anyhow!(
+            "--only selects files of one manifest; give it one manifest at a time"
+        )));
+    }
+    let peers = resolve_peers(&args.peers).await?;
+    let listen = crate::run::peer_listen(args.port).await;
+    let mut prepared = Vec::new();
+    for manifest in &args.manifests {
+        let p = prepare(&args, manifest, &peers, listen)?;
+        if let Some(same) = prepared
+            .iter()
+            .find(|q: &&Prepared| q.meta.info_hash == p.meta.info_hash)
+        {
+            return Err(Failure::input(anyhow!(
+                "{} and an earlier manifest are the same torrent ({}, info hash {}); give it once",
+                manifest.display(),
+                same.meta.info.name,
+                p.meta.info_hash
+            )));
+        }
+        prepared.push(p);
+    }
+    let session = crate::run::session(listen, &args.rate).await?;
+    let mut torrents = Vec::new();
+    for p in &prepared {
+        match session.add(p.params.clone()).await {
+            Ok(t) => torrents.push(t),
+            Err(e) => {
+                session.shutdown().await;
+                return Err(start_failure(e));
+            }
+        }
+    }
+    let names: Vec<&str> = prepared.iter().map(|p| p.meta.info.name.as_str()).collect();
+    let main = Render::new(args.json, "");
+    let (mut renders, total) = crate::run::transfer_renders(&main, &names, &torrents);
+    for ((p, t), r) in prepared.iter().zip(&torrents).zip(&renders) {
+        // The line names the torrent itself: shown without the transfer's prefix.
+        r.emit(fetching_json(p, t), || None);
+        if !args.json {
+            main.println(&fetching_line(&p.meta, &p.out, None));
+        }
+    }
+    let no_seed = args.no_seed;
+    let shown: Vec<String> = prepared.iter().map(|p| p.out.display().to_string()).collect();
+    renders.push(main);
+    let ended = crate::run::drive_all(&torrents, &mut renders, total.as_ref(), no_seed, |r, i| {
+        let then = if no_seed { "" } else { "; seeding until Ctrl-C" };
+        r.println(&format!("complete: {} verified{then}", shown[i]));
+    })
+    .await;
+    for r in &mut renders {
+        r.finish();
+    }
+    if let Some(t) = &total {
+        t.finish_and_clear();
+    }
+    let left: Vec<_> = torrents
+        .iter()
+        .filter(|t| !t.is_complete())
+        .map(Torrent::stats)
+        .collect();
+    session.shutdown().await;
+    match ended {
+        Ended::Fatal(message) => Err(Failure::runtime(anyhow!(message))),
+        Ended::Complete => Ok(()),
+        Ended::Interrupted if left.is_empty() => Ok(()),
+        Ended::Interrupted => Err(Failure::with_code(
+            INTERRUPTED,
+            anyhow!(
+                "interrupted with {} of {} transfers incomplete ({} of {} pieces verified in those); run the same command again to resume",
+                left.len(),
+                torrents.len(),
+                left.iter().map(|s| s.pieces_have).sum::<u32>(),
+                left.iter().map(|s| s.pieces_total).sum::<u32>(),
             ),
         )),
     }

@@ -19,9 +19,11 @@ pub const DEFAULT_TRACKER_PORT: u16 = 6969;
 /// Arguments of `share seed`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The file or directory to share.
-    pub path: PathBuf,
-    /// Where to write the manifest [default: PATH.torrent].
+    /// The files or directories to share: several are seeded by one process on one port,
+    /// with one embedded tracker, each with its own manifest.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Where to write the manifest [default: PATH.torrent]. One path only.
     #[arg(short, long, value_name = "MANIFEST")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
@@ -54,103 +56,162 @@ pub fn run(args: Args) -> Outcome {
     crate::run::block_on(seed(args))
 }
 
+/// One path to seed: where its manifest goes and, when one there already describes the data,
+/// that manifest (kept as it is).
+struct Item {
+    path: PathBuf,
+    manifest: PathBuf,
+    reused: Option<share_proto::metainfo::Metainfo>,
+}
+
+/// What a seeded path became.
+struct Seeded {
+    item: Item,
+    made: Made,
+    meta: std::sync::Arc<share_proto::metainfo::Metainfo>,
+    trackers: Vec<String>,
+}
+
 async fn seed(args: Args) -> Outcome {
-    let mut options = args.manifest.options()?;
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| default_manifest_path(&args.path));
-    // An existing manifest there is kept when it describes this data (same info hash, same
-    // trackers), and refused otherwise unless --force (`existing.rs`).
-    let reused = if !args.force && output.symlink_metadata().is_ok() {
-        let (path, out, margs) = (args.path.clone(), output.clone(), args.manifest.clone());
-        let meta = tokio::task::spawn_blocking(move || crate::cmd::existing::check(&path, &out, &margs))
-            .await
-            .map_err(|e| Failure::runtime(anyhow!("checking {} failed: {e}", output.display())))??;
-        options.trackers = meta.trackers();
-        Some(meta)
-    } else {
-        None
-    };
-    let (stop_tracker, stopped) = tokio::sync::oneshot::channel::<()>();
+    if args.paths.len() > 1 && args.output.is_some() {
+        return Err(Failure::input(anyhow!(
+            "-o names the manifest of one path; with {} paths each gets PATH.torrent beside it",
+            args.paths.len()
+        )));
+    }
+    let options = args.manifest.options()?;
+    let mut items = Vec::new();
+    for path in &args.paths {
+        let manifest = args.output.clone().unwrap_or_else(|| default_manifest_path(path));
+        if items.iter().any(|i: &Item| i.manifest == manifest) {
+            return Err(Failure::input(anyhow!(
+                "{} is given twice; give each path once",
+                path.display()
+            )));
+        }
+        // An existing manifest there is kept when it describes this data (same info hash,
+        // same trackers), and refused otherwise unless --force (`existing.rs`).
+        let reused = if !args.force && manifest.symlink_metadata().is_ok() {
+            let (path, out, margs) = (path.clone(), manifest.clone(), args.manifest.clone());
+            let meta = tokio::task::spawn_blocking(move || crate::cmd::existing::check(&path, &out, &margs))
+                .await
+                .map_err(|e| Failure::runtime(anyhow!("checking {} failed: {e}", manifest.display())))??;
+            Some(meta)
+        } else {
+            None
+        };
+        items.push(Item {
+            path: path.clone(),
+            manifest,
+            reused,
+        });
+    }
+    let (stop_trackers, stopped) = tokio::sync::watch::channel(false);
     let mut tracker = None;
     let mut tracker_note = " (embedded)".to_string();
-    let listener = match (&reused, options.trackers.is_empty()) {
-        (None, true) => {
-            let preferred =
-                SocketAddr::from(([0, 0, 0, 0], args.tracker_port.unwrap_or(DEFAULT_TRACKER_PORT)));
-            let listener = match args.tracker_port {
-                Some(_) => tokio::net::TcpListener::bind(preferred).await,
-                None => bind_or_any(preferred).await,
-            }
-            .map_err(|e| {
-                Failure::runtime(anyhow!("cannot start the embedded tracker on {preferred}: {e}"))
-            })?;
-            let port = listener.local_addr().map_err(Failure::runtime)?.port();
-            if args.tracker_port.is_none() && port != preferred.port() {
-                tracker_note = format!(
-                    " (embedded; port {} was taken, so it took {port})",
-                    preferred.port()
-                );
-            }
-            let url = tracker_http::announce_url(SocketAddr::new(announce_host(args.announce_host), port));
-            options.trackers = vec![url];
-            Some(listener)
+    let mut embedded_url = None;
+    let mut listeners = Vec::new();
+    // The embedded tracker, when a new manifest needs one (no --tracker given).
+    if options.trackers.is_empty() && items.iter().any(|i| i.reused.is_none()) {
+        let preferred = SocketAddr::from(([0, 0, 0, 0], args.tracker_port.unwrap_or(DEFAULT_TRACKER_PORT)));
+        let listener = match args.tracker_port {
+            Some(_) => tokio::net::TcpListener::bind(preferred).await,
+            None => bind_or_any(preferred).await,
         }
-        // A kept manifest whose tracker is an embedded one on this machine (an earlier
-        // `share seed`): serve it again on its port, unless something already does.
-        (Some(meta), false) if args.manifest.trackers.is_empty() && made_by_share(meta) => {
-            match local_tracker_port(&options.trackers) {
-                Some(port) => tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
-                    .await
-                    .ok(),
-                None => None,
+        .map_err(|e| Failure::runtime(anyhow!("cannot start the embedded tracker on {preferred}: {e}")))?;
+        let port = listener.local_addr().map_err(Failure::runtime)?.port();
+        if args.tracker_port.is_none() && port != preferred.port() {
+            tracker_note = format!(
+                " (embedded; port {} was taken, so it took {port})",
+                preferred.port()
+            );
+        }
+        embedded_url = Some(tracker_http::announce_url(SocketAddr::new(
+            announce_host(args.announce_host),
+            port,
+        )));
+        listeners.push(listener);
+    }
+    // A kept manifest whose tracker is an embedded one on this machine (an earlier `share
+    // seed`): serve it again on its port, unless something already does.
+    if args.manifest.trackers.is_empty() {
+        let mut ports: Vec<u16> = items
+            .iter()
+            .filter_map(|i| i.reused.as_ref())
+            .filter(|m| made_by_share(m))
+            .filter_map(|m| local_tracker_port(&m.trackers()))
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        for port in ports {
+            let taken = listeners
+                .iter()
+                .any(|l| l.local_addr().is_ok_and(|a| a.port() == port));
+            if !taken {
+                if let Ok(l) = tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await {
+                    listeners.push(l);
+                }
             }
         }
-        _ => None,
-    };
-    if let Some(listener) = listener {
+    }
+    if !listeners.is_empty() {
         let t = tracker_http::Tracker::new(tracker_http::Config::default());
-        let serving = t.clone();
-        tokio::spawn(async move {
-            let _ = serving
-                .serve(listener, async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        for listener in listeners {
+            let (serving, mut stopped) = (t.clone(), stopped.clone());
+            tokio::spawn(async move {
+                let _ = serving
+                    .serve(listener, async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+            });
+        }
         tracker = Some(t);
     }
-    let kept = reused.is_some();
-    let made = match reused {
-        Some(meta) => Made {
-            info_hash: meta.info_hash,
-            name: meta.info.name.clone(),
-            total_len: meta.total_len(),
-            piece_len: meta.info.piece_length,
-            pieces: meta.info.pieces.len(),
-        },
-        None => {
-            let (path, out) = (args.path.clone(), output.clone());
-            let opts = options.clone();
-            tokio::task::spawn_blocking(move || make(&path, &out, &opts, None))
-                .await
-                .map_err(|e| Failure::runtime(anyhow!("hashing failed: {e}")))??
+    let mut seeded = Vec::new();
+    for item in items {
+        let (made, trackers) = match &item.reused {
+            Some(meta) => (
+                Made {
+                    info_hash: meta.info_hash,
+                    name: meta.info.name.clone(),
+                    total_len: meta.total_len(),
+                    piece_len: meta.info.piece_length,
+                    pieces: meta.info.pieces.len(),
+                },
+                meta.trackers(),
+            ),
+            None => {
+                let (path, out) = (item.path.clone(), item.manifest.clone());
+                let mut opts = options.clone();
+                if let Some(url) = &embedded_url {
+                    opts.trackers = vec![url.clone()];
+                }
+                let trackers = opts.trackers.clone();
+                let made = tokio::task::spawn_blocking(move || make(&path, &out, &opts, None))
+                    .await
+                    .map_err(|e| Failure::runtime(anyhow!("hashing failed: {e}")))??;
+                (made, trackers)
+            }
+        };
+        if let Some(t) = &tracker {
+            t.set_name(made.info_hash, &made.name);
         }
-    };
-    if let Some(t) = &tracker {
-        t.set_name(made.info_hash, &made.name);
+        let meta = std::sync::Arc::new(crate::manifest::load(&item.manifest)?);
+        seeded.push(Seeded {
+            item,
+            made,
+            meta,
+            trackers,
+        });
     }
-    let meta = std::sync::Arc::new(crate::manifest::load(&output)?);
-    let root = args.path.clone();
-    let paths = output_paths(&meta, &root);
     let listen = crate::run::peer_listen(args.port).await;
-    let params = Params {
-        meta,
-        paths,
-        root,
+    let params = |s: &Seeded| Params {
+        meta: s.meta.clone(),
+        paths: output_paths(&s.meta, &s.item.path),
+        root: s.item.path.clone(),
         mode: Mode::Seed,
-        trackers: options.trackers.clone(),
+        trackers: s.trackers.clone(),
         peers: vec![],
         config: Config {
             listen,
@@ -159,38 +220,99 @@ async fn seed(args: Args) -> Outcome {
             ..Config::default()
         },
     };
-    let torrent = Torrent::start(params).await.map_err(Failure::runtime)?;
-    let mut render = Render::new(args.json, &made.name);
-    render.emit(
+    let embedded = tracker.is_some();
+    let seeding_json = |s: &Seeded, t: &Torrent| {
         serde_json::json!({
             "event": "seeding",
-            "name": made.name,
-            "info_hash": made.info_hash.to_hex(),
-            "manifest": output,
-            "trackers": options.trackers,
-            "embedded_tracker": tracker.is_some(),
-            "existing_manifest": kept,
-            "listen": torrent.listen_addr(),
-        }),
-        || {
+            "name": s.made.name,
+            "info_hash": s.made.info_hash.to_hex(),
+            "manifest": s.item.manifest,
+            "trackers": s.trackers,
+            "embedded_tracker": embedded,
+            "existing_manifest": s.item.reused.is_some(),
+            "listen": t.listen_addr(),
+        })
+    };
+    let about = |s: &Seeded| {
+        format!(
+            "seeding {} ({}) from {}\n  manifest: {}{} (info hash {})",
+            s.made.name,
+            indicatif::HumanBytes(s.made.total_len),
+            s.item.path.display(),
+            s.item.manifest.display(),
+            if s.item.reused.is_some() {
+                ", the existing one"
+            } else {
+                ""
+            },
+            s.made.info_hash,
+        )
+    };
+    let trackers_line = |trackers: &[String], port: u16| {
+        format!(
+            "  tracker:  {}{}\n  peers connect on port {port}; Ctrl-C to stop",
+            trackers.join(", "),
+            if embedded { tracker_note.as_str() } else { "" },
+        )
+    };
+    let ended = if seeded.len() == 1 {
+        let s = &seeded[0];
+        let torrent = Torrent::start(params(s)).await.map_err(Failure::runtime)?;
+        let mut render = Render::new(args.json, &s.made.name);
+        render.emit(seeding_json(s, &torrent), || {
             Some(format!(
-                "seeding {} ({}) from {}\n  manifest: {}{} (info hash {})\n  tracker:  {}{}\n  peers connect on port {}; Ctrl-C to stop",
-                made.name,
-                indicatif::HumanBytes(made.total_len),
-                args.path.display(),
-                output.display(),
-                if kept { ", the existing one" } else { "" },
-                made.info_hash,
-                options.trackers.join(", "),
-                if tracker.is_some() { tracker_note.as_str() } else { "" },
-                torrent.listen_addr().port()
+                "{}\n{}",
+                about(s),
+                trackers_line(&s.trackers, torrent.listen_addr().port())
             ))
-        },
-    );
-    let ended = drive(&torrent, &mut render, false, |_| {}).await;
-    render.finish();
-    torrent.shutdown().await;
-    let _ = stop_tracker.send(());
+        });
+        let ended = drive(&torrent, &mut render, false, |_| {}).await;
+        render.finish();
+        torrent.shutdown().await;
+        ended
+    } else {
+        let session = crate::run::session(listen, &args.rate).await?;
+        let mut torrents = Vec::new();
+        for s in &seeded {
+            match session.add(params(s)).await {
+                Ok(t) => torrents.push(t),
+                Err(e) => {
+                    session.shutdown().await;
+                    let same = matches!(e, share_engine::TorrentError::AlreadyAdded(_));
+                    let e = anyhow!("{}: {}", s.item.path.display(), e.chain());
+                    return Err(if same {
+                        Failure::input(e)
+                    } else {
+                        Failure::runtime(e)
+                    });
+                }
+            }
+        }
+        let names: Vec<&str> = seeded.iter().map(|s| s.made.name.as_str()).collect();
+        let main = Render::new(args.json, "");
+        let (mut renders, total) = crate::run::transfer_renders(&main, &names, &torrents);
+        for ((s, t), r) in seeded.iter().zip(&torrents).zip(&renders) {
+            r.emit(seeding_json(s, t), || None);
+        }
+        let mut lines: Vec<String> = seeded.iter().map(about).collect();
+        let mut all_trackers: Vec<String> = seeded.iter().flat_map(|s| s.trackers.clone()).collect();
+        all_trackers.dedup();
+        lines.push(trackers_line(&all_trackers, session.listen_addr().port()));
+        if !args.json {
+            main.println(&lines.join("\n"));
+        }
+        renders.push(main);
+        let ended = crate::run::drive_all(&torrents, &mut renders, total.as_ref(), false, |_, _| {}).await;
+        for r in &mut renders {
+            r.finish();
+        }
+        if let Some(t) = &total {
+            t.finish_and_clear();
+        }
+        session.shutdown().await;
+        ended
+    };
+    let _ = stop_trackers.send(true);
     match ended {
         Ended::Fatal(message) => Err(Failure::runtime(anyhow!(message))),
         Ended::Interrupted | Ended::Complete => Ok(()),

@@ -57,7 +57,7 @@ pub fn fetch_refused(cwd: &Path, manifest: &Path, args: &[&str]) -> (Option<i32>
         .arg("fetch")
         .arg(manifest)
         .args(args)
-        .args(["--peer", "127.0.0.1:1", "--no-seed"])
+        .args(["--peer", "127.0.0.1:1", "--no-seed", "--port", "0"])
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
