@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
+use share_engine::api::event_json;
 use share_engine::{Event, Stats};
 use share_proto::sanitize::{escape_for_json, sanitize, tracker_name};
 use share_proto::PeerId;
@@ -270,9 +271,7 @@ impl Render {
         }
         self.checked = end;
         if end || done == 0 {
-            self.emit(json!({"event": "checking", "done": done, "total": total}), || {
-                None
-            });
+            self.emit(event_json(&Event::Checking { done, total }), || None);
         }
     }
 
@@ -282,7 +281,7 @@ impl Render {
             Event::Checking { done, total } => self.checking(*done, *total),
             Event::Progress(s) => {
                 if self.json {
-                    self.emit(progress_json(s), || None);
+                    self.emit(share_engine::api::stats_json(s), || None);
                 } else if !self.chat_only {
                     let complete = s.have_bytes == s.total_bytes;
                     let switch = complete && !self.seeding;
@@ -296,61 +295,44 @@ impl Render {
                     bar.set_message(if complete { seeding_status(s) } else { status(s) });
                 }
             }
-            Event::PeerUp { addr, peer_id, client } => self.emit(
-                json!({"event": "peer_up", "addr": addr, "peer_id": peer_id.to_string(), "client": client}),
-                || None,
-            ),
-            Event::PeerRefused { addr, reason } => self.emit(
-                json!({"event": "peer_refused", "addr": addr, "reason": reason}),
-                || None,
-            ),
-            Event::PeerDown { addr, peer_id, reason } => self.emit(
-                json!({"event": "peer_down", "addr": addr, "peer_id": peer_id.to_string(), "reason": reason}),
-                || None,
-            ),
-            Event::PieceVerified { piece, from } => self.emit(
-                json!({"event": "piece_verified", "piece": piece, "from": from.iter().map(|p| p.to_string()).collect::<Vec<_>>()}),
-                || None,
-            ),
-            Event::PieceFailed { piece, from } => self.emit(
-                json!({"event": "piece_failed", "piece": piece, "from": from.iter().map(|p| p.to_string()).collect::<Vec<_>>()}),
-                || Some(format!("piece {piece} failed its hash check; fetching it again")),
-            ),
-            Event::PeerBanned { addr, peer_id, reason } => self.emit(
-                json!({"event": "peer_banned", "addr": addr, "peer_id": peer_id.to_string(), "reason": reason}),
-                || Some(format!("banned peer {addr}: {reason}")),
-            ),
-            Event::Complete => self.emit(json!({"event": "complete"}), || None),
-            Event::TrackerOk { url, peers } => {
-                self.emit(json!({"event": "tracker_ok", "url": url, "peers": peers}), || None)
-            }
-            Event::TrackerError { url, error } => self.emit(
-                json!({"event": "tracker_error", "url": url, "error": error}),
-                || Some(format!("tracker {}: {error} (retrying; carrying on with known peers)", tracker_name(url))),
-            ),
-            Event::FileUnavailable { path, reason, pieces } => self.emit(
-                json!({"event": "file_unavailable", "path": path, "reason": reason, "pieces": pieces}),
-                || {
-                    Some(format!(
-                        "share: no longer serving {}: {reason} ({pieces} piece{} withheld; the rest is still served; restart to re-check)",
-                        path.display(),
-                        if *pieces == 1 { "" } else { "s" }
-                    ))
-                },
-            ),
-            Event::Fatal(message) => self.emit(json!({"event": "error", "message": message}), || None),
-            Event::Chat { from, nick, text, time_ms, direct, via } => {
+            Event::PeerUp { .. }
+            | Event::PeerRefused { .. }
+            | Event::PeerDown { .. }
+            | Event::PieceVerified { .. }
+            | Event::Complete
+            | Event::TrackerOk { .. }
+            | Event::ChatDropped { .. }
+            | Event::Fatal(_)
+            // The bars and the other lines already say as much; scripts get every change.
+            | Event::State(_) => self.emit(event_json(event), || None),
+            Event::PieceFailed { piece, .. } => self.emit(event_json(event), || {
+                Some(format!("piece {piece} failed its hash check; fetching it again"))
+            }),
+            Event::PeerBanned { addr, reason, .. } => self.emit(event_json(event), || {
+                Some(format!("banned peer {addr}: {reason}"))
+            }),
+            Event::TrackerError { url, error } => self.emit(event_json(event), || {
+                Some(format!(
+                    "tracker {}: {error} (retrying; carrying on with known peers)",
+                    tracker_name(url)
+                ))
+            }),
+            Event::FileUnavailable { path, reason, pieces } => self.emit(event_json(event), || {
+                Some(format!(
+                    "share: no longer serving {}: {reason} ({pieces} piece{} withheld; the rest is still served; restart to re-check)",
+                    path.display(),
+                    if *pieces == 1 { "" } else { "s" }
+                ))
+            }),
+            Event::Chat { from, nick, text, time_ms, direct, .. } => {
                 let who = self.who(nick, *from);
-                self.emit(
-                    json!({
-                        "event": "chat", "from": from.to_string(), "nick": nick, "text": text,
-                        "time_ms": time_ms, "direct": direct, "via": via,
-                    }),
-                    || Some(format!("[{}] {who}{}: {text}", clock(*time_ms), if *direct { " (to you)" } else { "" })),
-                )
-            }
-            Event::ChatDropped { addr, reason } => {
-                self.emit(json!({"event": "chat_dropped", "addr": addr, "reason": reason}), || None)
+                self.emit(event_json(event), || {
+                    Some(format!(
+                        "[{}] {who}{}: {text}",
+                        clock(*time_ms),
+                        if *direct { " (to you)" } else { "" }
+                    ))
+                })
             }
         }
     }
@@ -456,23 +438,6 @@ fn seeding_status(s: &Stats) -> String {
         s.peers,
         if s.peers == 1 { "" } else { "s" }
     )
-}
-
-fn progress_json(s: &Stats) -> serde_json::Value {
-    json!({
-        "event": "progress",
-        "have": s.have_bytes,
-        "total": s.total_bytes,
-        "pieces_have": s.pieces_have,
-        "pieces_total": s.pieces_total,
-        "peers": s.peers,
-        "seeders": s.seeders,
-        "queued_peers": s.queued_peers,
-        "downloaded": s.downloaded,
-        "uploaded": s.uploaded,
-        "down_rate": s.down_rate.round(),
-        "up_rate": s.up_rate.round(),
-    })
 }
 
 #[cfg(test)]

@@ -137,6 +137,11 @@ impl Shared {
             return;
         }
         let mut st = self.lock();
+        // Nothing is dialed while the check runs (the picker it ends with must see every
+        // peer's pieces) or while paused; the queue waits.
+        if !st.checked || st.paused {
+            return;
+        }
         let mut displaceable = None;
         while !st.candidates.is_empty() && self.may_dial(&mut st, &mut displaceable) {
             let Some(addr) = st.candidates.pop() else {
@@ -149,7 +154,7 @@ impl Shared {
             }
             st.connecting.insert(addr);
             let shared = self.clone();
-            self.tasks.spawn(async move {
+            self.spawn_peer("dialed peer", addr, async move {
                 // The session bounds connects in flight over all its torrents.
                 let permit = tokio::select! {
                     p = shared.session.dials.acquire() => p,

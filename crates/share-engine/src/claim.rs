@@ -137,6 +137,54 @@ fn output_of(dir: &Path, root: &Path, paths: &[PathBuf]) -> Result<(PathBuf, Pat
     Ok((root.join(name), canonical.join(name)))
 }
 
+/// Deletes a removed torrent's data: the files it wants (a skipped file of a partial fetch
+/// was never ours), only regular files (a link is not followed, and nothing outside the
+/// torrent's paths is touched), then the directories this leaves empty up to `root` (kept),
+/// then its resume record and side file. Returns the number of files deleted; a file
+/// already gone is no error.
+pub(crate) fn delete_data(
+    meta: &Metainfo,
+    paths: &[PathBuf],
+    root: &Path,
+    config: &Config,
+) -> Result<usize, TorrentError> {
+    let mask = crate::selection::mask(meta, config)?;
+    let mut deleted = 0;
+    let mut dirs = BTreeSet::new();
+    for (i, path) in paths.iter().enumerate() {
+        if meta.layout().files()[i].pad || mask.as_ref().is_some_and(|m| !m[i]) {
+            continue;
+        }
+        match path.symlink_metadata() {
+            Ok(m) if m.file_type().is_file() => {
+                std::fs::remove_file(path).map_err(|source| storage_err("delete", path, source))?;
+                deleted += 1;
+            }
+            _ => {}
+        }
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
+            dirs.insert(d.to_path_buf());
+            dir = d.parent();
+        }
+    }
+    // Deepest first; a directory holding anything else stays.
+    for d in dirs.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
+    if let Some(state_dir) = &config.state_dir {
+        let dir = if root.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            root
+        };
+        if let Ok((_, canonical)) = output_of(dir, root, paths) {
+            Record::load(state_dir, meta.info_hash, &canonical).delete();
+        }
+    }
+    Ok(deleted)
+}
+
 fn has_entries(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }

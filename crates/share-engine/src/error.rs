@@ -76,6 +76,9 @@ pub enum TorrentError {
     /// The session was shut down.
     #[error("the session has stopped")]
     SessionStopped,
+    /// No torrent of the session has this id (it was removed, or never added).
+    #[error("no torrent {0} in this session")]
+    NoSuchTorrent(u64),
     /// A blocking task died.
     #[error("an internal task failed: {0}")]
     Internal(String),
@@ -206,6 +209,9 @@ pub enum Refusal {
     /// Every connection slot is taken and nobody may be displaced.
     #[error("too many peers")]
     TooManyPeers,
+    /// The torrent is paused.
+    #[error("the torrent is paused")]
+    Paused,
     /// Its address already holds `max_peers_per_ip` connections.
     #[error("too many connections from {ip}: {count} already, max_peers_per_ip is {max}")]
     TooManyFromIp {

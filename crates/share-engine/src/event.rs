@@ -33,6 +33,47 @@ pub struct Stats {
     pub up_rate: f64,
 }
 
+/// Where a torrent is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TorrentState {
+    /// Existing data is being verified; no peer is dialed or accepted until it ends.
+    Checking,
+    /// Fetching what it wants.
+    Downloading,
+    /// It has what it wants and serves it.
+    Seeding,
+    /// Paused: no peers, no announces; its pieces, and the addresses of the peers it had,
+    /// are kept for [`crate::Torrent::resume`].
+    Paused,
+    /// Stopped or removed.
+    Stopped,
+    /// Stopped by a fatal error.
+    Error(String),
+}
+
+impl TorrentState {
+    /// Its name in lower case, as the JSON front-ends print it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TorrentState::Checking => "checking",
+            TorrentState::Downloading => "downloading",
+            TorrentState::Seeding => "seeding",
+            TorrentState::Paused => "paused",
+            TorrentState::Stopped => "stopped",
+            TorrentState::Error(_) => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for TorrentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TorrentState::Error(reason) => write!(f, "error: {reason}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
 /// One thing that happened.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -142,6 +183,9 @@ pub enum Event {
         /// Pieces withheld because of it.
         pieces: u32,
     },
+    /// The torrent moved to another [`TorrentState`] (its first, `checking` or the state
+    /// after it, and each change after that; `Fatal` says `error` itself).
+    State(TorrentState),
     /// A fatal error: the torrent stopped.
     Fatal(String),
 }

@@ -2,6 +2,7 @@
 //! piece picking, storage, tracker client and events. Front-ends (the CLI, tests) start a
 //! session (or a [`Torrent`] in a session of its own) and render its [`Event`]s.
 
+pub mod api;
 mod candidates;
 mod chat;
 mod chat_limits;
@@ -28,7 +29,7 @@ mod tracker;
 pub use chat::{PeerInfo, SendError};
 pub use config::Config;
 pub use error::{PeerError, TorrentError};
-pub use event::{Event, Stats};
+pub use event::{Event, Stats, TorrentState};
 pub use limits::{Limits, RateLimit};
 pub use nick::{short_id, tagged};
 pub use session::{Session, SessionConfig, SessionEvent, SessionStats, TorrentId};

@@ -88,6 +88,12 @@ impl Record {
         record
     }
 
+    /// Deletes the record and its side file (the torrent was removed with its data).
+    pub fn delete(self) {
+        let _ = std::fs::remove_file(self.side_path());
+        let _ = std::fs::remove_file(&self.path);
+    }
+
     /// Where this record's side file is (`selection.rs`): the pieces a partial fetch of
     /// this output keeps for files it skipped.
     pub fn side_path(&self) -> PathBuf {

@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::error::{PeerError, Refusal, TorrentError};
-use crate::event::Event;
+use crate::event::{Event, TorrentState};
 use crate::limits::Limits;
 use crate::torrent::{Params, Shared, Torrent};
 
@@ -175,6 +175,8 @@ pub(crate) struct Core {
     routed: AtomicU64,
     /// A session of one torrent (`Torrent::start`).
     solo: bool,
+    /// `session{listen}`: the parent of the spans of its own tasks.
+    span: tracing::Span,
 }
 
 impl Core {
@@ -337,7 +339,11 @@ async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
             Ok((stream, addr)) => match core.admit(addr.ip()) {
                 Ok(pending) => {
                     let c = core.clone();
-                    core.tasks.spawn(c.route(stream, addr, pending));
+                    let span = tracing::info_span!(parent: &core.span, "route", %addr);
+                    core.tasks.spawn(tracing::Instrument::instrument(
+                        c.route(stream, addr, pending),
+                        span,
+                    ));
                 }
                 Err(refusal) => core.refused(addr, refusal.to_string()),
             },
@@ -398,8 +404,13 @@ impl Session {
             routed: AtomicU64::new(0),
             solo,
             config,
+            span: tracing::info_span!(parent: None, "session", listen = %listen_addr),
         });
-        core.tasks.spawn(accept_loop(core.clone(), listener));
+        let span = tracing::info_span!(parent: &core.span, "accept");
+        core.tasks.spawn(tracing::Instrument::instrument(
+            accept_loop(core.clone(), listener),
+            span,
+        ));
         Ok(Session { core })
     }
 
@@ -438,6 +449,45 @@ impl Session {
             .collect();
         list.sort();
         list
+    }
+
+    fn find(&self, id: TorrentId) -> Result<Arc<Shared>, TorrentError> {
+        self.core
+            .registry()
+            .all
+            .get(&id)
+            .cloned()
+            .ok_or(TorrentError::NoSuchTorrent(id.0))
+    }
+
+    /// Where torrent `id` is in its life.
+    pub fn state(&self, id: TorrentId) -> Result<TorrentState, TorrentError> {
+        Ok(self.find(id)?.state())
+    }
+
+    /// Pauses torrent `id` (see [`TorrentState::Paused`]); `Ok(false)` if it was already.
+    pub fn pause(&self, id: TorrentId) -> Result<bool, TorrentError> {
+        Ok(self.find(id)?.pause())
+    }
+
+    /// Resumes torrent `id`; `Ok(false)` if it was not paused.
+    pub fn resume(&self, id: TorrentId) -> Result<bool, TorrentError> {
+        Ok(self.find(id)?.resume())
+    }
+
+    /// Stops torrent `id` and forgets it (its info hash may be added again); with
+    /// `delete_data`, also deletes its files, the directories that leaves empty, and its
+    /// resume record. Returns the number of files deleted.
+    pub async fn remove(&self, id: TorrentId, delete_data: bool) -> Result<usize, TorrentError> {
+        let shared = self.find(id)?;
+        shared.stop().await;
+        if !delete_data {
+            return Ok(0);
+        }
+        let s = shared.clone();
+        tokio::task::spawn_blocking(move || s.delete_data())
+            .await
+            .map_err(|e| TorrentError::Internal(e.to_string()))?
     }
 
     /// Current counters.

@@ -101,6 +101,9 @@ impl Shared {
     /// Handshakes may run while slots are free, and `newcomer_slots` of them even when all
     /// are taken (the newcomer may displace someone once its handshake is done).
     pub(crate) fn may_accept(&self, st: &State, ip: IpAddr) -> Result<(), Refusal> {
+        if st.paused {
+            return Err(Refusal::Paused);
+        }
         let pending = st.connecting.len();
         if live_peers(st) + pending >= self.config.max_peers && pending >= self.config.newcomer_slots {
             return Err(Refusal::TooManyPeers);

@@ -27,7 +27,7 @@ use crate::candidates::{Candidates, MAX_CANDIDATES};
 use crate::chat::{ChatState, PeerInfo, SendError};
 use crate::config::Config;
 use crate::error::TorrentError;
-use crate::event::{Event, Stats};
+use crate::event::{Event, Stats, TorrentState};
 use crate::picker::{Assembled, PeerKey, Picker};
 use crate::session::{Core, Session, SessionConfig, TorrentId, HEAD_LEN};
 use crate::storage::{FileStorage, NoStorage, Storage};
@@ -123,6 +123,17 @@ pub(crate) struct State {
     pub withheld: crate::peer::Withheld,
     pub stats: Stats,
     pub chat: ChatState,
+    /// Paused (`Torrent::pause`): no peers, no announces, nothing dialed or accepted.
+    pub paused: bool,
+    /// The check of existing data is over (or there was none to check).
+    pub checked: bool,
+    /// Cancelled to pause: the peers and the tracker client of this active spell stop on
+    /// it. A fresh child of `Shared::cancel` on each resume.
+    pub active: CancellationToken,
+    /// Why a fatal error stopped it.
+    pub error: Option<String>,
+    /// The state last published as `Event::State`.
+    pub shown: Option<TorrentState>,
 }
 
 /// What every task of a torrent shares.
@@ -151,6 +162,13 @@ pub(crate) struct Shared {
     pub listen_addr: SocketAddr,
     /// False in chat mode: never interested in pieces.
     pub download: bool,
+    /// `torrent{id, name}`: the parent of every span of its tasks.
+    pub span: tracing::Span,
+    /// Tracker announce URLs (a tracker client runs for them while active).
+    pub trackers: Vec<String>,
+    /// Where the files are, and the directory receiving them (for `remove` with data).
+    pub paths: Vec<PathBuf>,
+    pub root: PathBuf,
 }
 
 impl Shared {
@@ -194,23 +212,138 @@ impl Shared {
             return self.refused(addr, reason.to_string());
         }
         let s = self.clone();
-        self.tasks.spawn(async move {
+        self.spawn_peer("accepted peer", addr, async move {
             crate::peer::run(s.clone(), stream, addr, Some(head)).await;
             s.dial_queued();
         });
     }
 
+    /// Spawns one of the torrent's tasks on its tracker, inside the torrent's span and a
+    /// span naming the task (`task = "tracker"`...), so that every log line says whose and
+    /// which it is.
+    pub fn spawn<F>(&self, task: &'static str, fut: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        use tracing::Instrument;
+        self.tasks
+            .spawn(fut.instrument(tracing::info_span!(parent: &self.span, "task", task)))
+    }
+
+    /// [`Shared::spawn`] for a connection's task: its span names the peer's address.
+    pub fn spawn_peer<F>(&self, task: &'static str, addr: SocketAddr, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        use tracing::Instrument;
+        let span = tracing::info_span!(parent: &self.span, "peer", %addr, task);
+        self.tasks.spawn(fut.instrument(span));
+    }
+
     /// Stops the torrent after a fatal error.
     pub fn fatal(&self, error: &TorrentError) {
         tracing::error!(%error, "torrent stopped");
+        self.lock().error.get_or_insert_with(|| error.chain());
         self.emit(Event::Fatal(error.chain()));
         self.cancel.cancel();
+        self.publish_state();
+    }
+
+    /// Where it is in its life.
+    pub fn state(&self) -> TorrentState {
+        let st = self.lock();
+        self.state_of(&st)
+    }
+
+    fn state_of(&self, st: &State) -> TorrentState {
+        if let Some(reason) = &st.error {
+            TorrentState::Error(reason.clone())
+        } else if self.cancel.is_cancelled() {
+            TorrentState::Stopped
+        } else if st.paused {
+            TorrentState::Paused
+        } else if !st.checked {
+            TorrentState::Checking
+        } else if st.picker.is_complete() {
+            TorrentState::Seeding
+        } else {
+            TorrentState::Downloading
+        }
+    }
+
+    /// Sends `Event::State` if the state changed since it was last sent.
+    pub fn publish_state(&self) {
+        let changed = {
+            let mut st = self.lock();
+            let now = self.state_of(&st);
+            (st.shown.as_ref() != Some(&now)).then(|| {
+                st.shown = Some(now.clone());
+                now
+            })
+        };
+        if let Some(state) = changed {
+            self.emit(Event::State(state));
+        }
+    }
+
+    /// Pauses: closes every peer (their addresses go back to the front of the queue, to be
+    /// dialed again on resume), tells the trackers we left, and accepts or dials nobody
+    /// until [`Shared::resume`]. Verified pieces, the blocks of unfinished pieces, bans and
+    /// chat history are kept. False if it was paused or stopped already.
+    pub fn pause(self: &Arc<Self>) -> bool {
+        {
+            let mut st = self.lock();
+            if st.paused || self.cancel.is_cancelled() {
+                return false;
+            }
+            st.paused = true;
+            st.active.cancel();
+            let again: Vec<SocketAddr> = st.peers.values().filter_map(|p| p.listen).collect();
+            for addr in again.into_iter().rev() {
+                st.candidates.push_front(addr);
+            }
+        }
+        tracing::info!("paused");
+        self.publish_state();
+        true
+    }
+
+    /// Resumes a paused torrent: announces again and dials the peers it had and those
+    /// queued. False if it was not paused.
+    pub fn resume(self: &Arc<Self>) -> bool {
+        let checked = {
+            let mut st = self.lock();
+            if !st.paused || self.cancel.is_cancelled() {
+                return false;
+            }
+            st.paused = false;
+            st.active = self.cancel.child_token();
+            st.checked
+        };
+        tracing::info!("resumed");
+        self.publish_state();
+        // Paused during its check: the check task starts the rest when it ends.
+        if checked {
+            self.go_active();
+        }
+        true
+    }
+
+    /// Starts what runs while active: the tracker client, then the dials.
+    fn go_active(self: &Arc<Self>) {
+        let active = self.lock().active.clone();
+        self.spawn(
+            "tracker",
+            crate::tracker::run(self.clone(), self.trackers.clone(), active),
+        );
+        self.dial_queued();
     }
 
     /// Hashes an assembled piece off the async workers and writes it if it is right.
     pub fn verify(self: &Arc<Self>, piece: Assembled) {
         let shared = self.clone();
-        self.tasks.spawn(async move {
+        self.spawn("verify", async move {
             let Ok(_permit) = shared.hash_permits.acquire().await else {
                 return;
             };
@@ -313,6 +446,7 @@ impl Shared {
     fn on_complete(self: &Arc<Self>) {
         tracing::info!("download complete");
         self.emit(Event::Complete);
+        self.publish_state();
         self.completed.notify_one();
     }
 
@@ -404,6 +538,7 @@ impl Torrent {
             peers,
             config,
         } = params;
+        let (params_paths, params_root) = (paths.clone(), root.clone());
         let geometry = meta.geometry();
         let layout = meta.layout().clone();
         let existing = mode == Mode::Fetch && FileStorage::has_existing_data(&layout, &paths);
@@ -450,7 +585,18 @@ impl Torrent {
             withheld: crate::peer::Withheld::new(geometry),
             stats,
             chat: ChatState::new(&config.nick),
+            paused: false,
+            checked: !existing,
+            active: CancellationToken::new(),
+            error: None,
+            shown: None,
         };
+        let span = tracing::info_span!(
+            parent: None,
+            "torrent",
+            id = id.0,
+            name = %share_proto::sanitize::sanitize(&meta.info.name)
+        );
         let shared = Arc::new(Shared {
             id,
             info_hash: meta.info_hash,
@@ -472,16 +618,30 @@ impl Torrent {
             listen_addr: core.listen_addr,
             download: mode != Mode::Chat,
             session: core.clone(),
+            span,
+            trackers,
+            paths: params_paths,
+            root: params_root,
         });
+        {
+            // The active spell's token hangs off the torrent's own.
+            let mut st = shared.lock();
+            st.active = shared.cancel.child_token();
+        }
+        shared.publish_state();
         core.insert(&shared);
         let s = shared.clone();
         // Forgets the torrent in the session once it stops, for whatever reason.
-        core.tasks.spawn(async move {
-            s.cancel.cancelled().await;
-            s.session.remove(&s);
-        });
+        let span = tracing::info_span!(parent: &shared.span, "task", task = "forget when stopped");
+        core.tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                s.cancel.cancelled().await;
+                s.session.remove(&s);
+            },
+            span,
+        ));
         let s = shared.clone();
-        shared.tasks.spawn(async move {
+        shared.spawn("start", async move {
             if existing {
                 let permit = tokio::select! {
                     p = s.session.check_permits.acquire() => p,
@@ -498,11 +658,19 @@ impl Torrent {
             if s.cancel.is_cancelled() {
                 return;
             }
+            let paused = {
+                let mut st = s.lock();
+                st.checked = true;
+                st.paused
+            };
+            s.publish_state();
             s.session.ready(&s);
-            s.tasks.spawn(crate::tracker::run(s.clone(), trackers));
-            s.tasks.spawn(crate::choker::run(s.clone()));
-            s.tasks.spawn(crate::progress::run(s.clone()));
+            s.spawn("choker", crate::choker::run(s.clone()));
+            s.spawn("progress", crate::progress::run(s.clone()));
             s.add_peers_first(peers);
+            if !paused {
+                s.go_active();
+            }
         });
         Ok(Torrent {
             shared,
@@ -600,13 +768,25 @@ impl Torrent {
         self.shared.cancel.clone()
     }
 
+    /// Where it is in its life.
+    pub fn state(&self) -> TorrentState {
+        self.shared.state()
+    }
+
+    /// Pauses it (see [`TorrentState::Paused`]); false if it was paused or stopped already.
+    pub fn pause(&self) -> bool {
+        self.shared.pause()
+    }
+
+    /// Resumes it after [`Torrent::pause`]; false if it was not paused.
+    pub fn resume(&self) -> bool {
+        self.shared.resume()
+    }
+
     /// Stops every task: tells the trackers we leave, closes the peers, waits for it all;
     /// the torrent leaves its session (and a session of its own stops).
     pub async fn shutdown(self) {
-        self.shared.cancel.cancel();
-        self.shared.session.remove(&self.shared);
-        self.shared.tasks.close();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.tasks.wait()).await;
+        self.shared.stop().await;
         if self.owns_session {
             crate::session::shutdown_core(&self.shared.session).await;
         }
@@ -614,6 +794,20 @@ impl Torrent {
 }
 
 impl Shared {
+    /// Stops it for good and waits (at most 5 s) for its tasks; it leaves the session.
+    pub(crate) async fn stop(&self) {
+        self.cancel.cancel();
+        self.session.remove(self);
+        self.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
+        self.publish_state();
+    }
+
+    /// After [`Shared::stop`]: deletes what it downloaded or served (`claim::delete_data`).
+    pub(crate) fn delete_data(&self) -> Result<usize, TorrentError> {
+        crate::claim::delete_data(&self.meta, &self.paths, &self.root, &self.config)
+    }
+
     fn resume_from(self: &Arc<Self>, have: Bitfield) {
         let mut st = self.lock();
         st.picker = Picker::new(

@@ -21,7 +21,8 @@ use crate::torrent::Shared;
 /// The largest announce response we read: 2,000 peers take 12 KiB compact; 1 MiB is ample.
 const MAX_RESPONSE: usize = 1024 * 1024;
 
-pub(crate) async fn run(shared: Arc<Shared>, urls: Vec<String>) {
+/// Announces until `active` is cancelled (the torrent pauses or stops), then says `stopped`.
+pub(crate) async fn run(shared: Arc<Shared>, urls: Vec<String>, active: tokio_util::sync::CancellationToken) {
     let urls: Vec<String> = urls
         .into_iter()
         .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
@@ -69,7 +70,7 @@ pub(crate) async fn run(shared: Arc<Shared>, urls: Vec<String>) {
                     event = AnnounceEvent::Completed;
                 }
             }
-            () = shared.cancel.cancelled() => break,
+            () = active.cancelled() => break,
         }
     }
     // Leaving: tell the tracker, briefly; it will expire us anyway.

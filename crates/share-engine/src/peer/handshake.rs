@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use share_proto::bitfield::Bitfield;
 use share_proto::wire::{self, Handshake, HANDSHAKE_LEN};
@@ -58,8 +59,11 @@ pub(super) fn register(
     dialed: bool,
     theirs: &Handshake,
     cmd: mpsc::Sender<PeerCmd>,
-) -> Result<(), PeerError> {
+) -> Result<CancellationToken, PeerError> {
     let mut st = shared.lock();
+    if st.paused {
+        return Err(Refusal::Paused.into());
+    }
     if theirs.peer_id == shared.peer_id {
         return Err(Refusal::Ourselves.into());
     }
@@ -101,7 +105,7 @@ pub(super) fn register(
         chat: false,
     };
     st.peers.insert(key, entry);
-    Ok(())
+    Ok(st.active.clone())
 }
 
 /// Records the listen address an incoming peer gave in its extension handshake (`p`), drops

@@ -106,14 +106,17 @@ pub(crate) async fn run(
     };
     let key = shared.next_key.fetch_add(1, Ordering::Relaxed);
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
-    if let Err(e) = register(&shared, key, addr, dialed, &theirs, cmd_tx) {
-        if matches!(e, PeerError::Refused(Refusal::Ourselves)) {
-            shared.lock().self_addrs.insert(addr);
+    let active = match register(&shared, key, addr, dialed, &theirs, cmd_tx) {
+        Ok(active) => active,
+        Err(e) => {
+            if matches!(e, PeerError::Refused(Refusal::Ourselves)) {
+                shared.lock().self_addrs.insert(addr);
+            }
+            return shared.refused(addr, e.to_string());
         }
-        return shared.refused(addr, e.to_string());
-    }
+    };
     let (rd, wr) = stream.into_split();
-    let mut conn = Conn::new(shared.clone(), key, addr, theirs, cmd_rx);
+    let mut conn = Conn::new(shared.clone(), key, addr, theirs, cmd_rx, active);
     let reason = match conn.run(rd, wr).await {
         Ok(reason) => reason,
         Err(e) => {
@@ -160,6 +163,8 @@ impl<T> Drop for TaskGuard<T> {
 /// The reader side of one connection.
 struct Conn {
     shared: Arc<Shared>,
+    /// Cancelled when the torrent pauses or stops.
+    active: tokio_util::sync::CancellationToken,
     key: PeerKey,
     addr: SocketAddr,
     peer_id: PeerId,
@@ -213,10 +218,12 @@ impl Conn {
         addr: SocketAddr,
         theirs: Handshake,
         cmd_rx: mpsc::Receiver<PeerCmd>,
+        active: tokio_util::sync::CancellationToken,
     ) -> Self {
         let pipeline = shared.config.pipeline;
         Self {
             shared,
+            active,
             key,
             addr,
             peer_id: theirs.peer_id,
@@ -258,13 +265,18 @@ impl Conn {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         self.out = Some(tx);
         let cfg = &self.shared.config;
-        let handle = self.shared.tasks.spawn(write_loop(
-            wr,
-            rx,
-            self.backlog.clone(),
-            self.drained.clone(),
-            cfg.keepalive_interval,
-            cfg.write_timeout,
+        // Inside the connection's span (current here): `peer{addr}:task{writer}`.
+        let writer_span = tracing::info_span!("task", task = "peer writer");
+        let handle = self.shared.tasks.spawn(tracing::Instrument::instrument(
+            write_loop(
+                wr,
+                rx,
+                self.backlog.clone(),
+                self.drained.clone(),
+                cfg.keepalive_interval,
+                cfg.write_timeout,
+            ),
+            writer_span,
         ));
         let mut writer = TaskGuard(Some(handle));
         let running = writer.0.as_mut().expect("just spawned");
@@ -306,7 +318,10 @@ impl Conn {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
-                () = self.shared.cancel.cancelled() => return Ok("torrent stopped".into()),
+                () = self.active.cancelled() => return Ok(match self.shared.cancel.is_cancelled() {
+                    true => "torrent stopped".into(),
+                    false => "paused".into(),
+                }),
                 cmd = self.cmd_rx.recv() => match cmd {
                     Some(PeerCmd::Close(reason)) => return Ok(reason),
                     Some(cmd) => self.on_cmd(cmd)?,
