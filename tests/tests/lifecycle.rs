@@ -276,3 +276,126 @@ async fn a_removed_torrent_is_forgotten_and_with_its_data_only_its_files_go() {
     session.shutdown().await;
     seeders.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_session_resumes_its_torrents_and_skips_a_corrupt_record() {
+    let done_file = make_file(2 * MIB, 64 * 1024, vec![]);
+    let slow_file = make_file(6 * MIB, 256 * 1024, vec![]);
+    let seeders = Session::start(session_config(Limits::default())).await.unwrap();
+    for f in [&done_file, &slow_file] {
+        seeders
+            .add(params(&f.meta, &f.path, Mode::Seed, vec![]))
+            .await
+            .unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let state = out.path().join("session-state");
+    let with_state = |limits| SessionConfig {
+        state_dir: Some(state.clone()),
+        ..session_config(limits)
+    };
+    let (done_path, slow_path) = (out.path().join("done.bin"), out.path().join("slow.bin"));
+
+    // First run: one torrent completes; the other is paused part-way.
+    let first = Session::start(with_state(Limits::new(None, Some(4 * MIB as u64))))
+        .await
+        .unwrap();
+    let done = first
+        .add(params(
+            &done_file.meta,
+            &done_path,
+            Mode::Fetch,
+            vec![seeders.listen_addr()],
+        ))
+        .await
+        .unwrap();
+    let slow = first
+        .add(params(
+            &slow_file.meta,
+            &slow_path,
+            Mode::Fetch,
+            vec![seeders.listen_addr()],
+        ))
+        .await
+        .unwrap();
+    complete(&done).await;
+    let mut rx = slow.events();
+    wait_for(&mut rx, 30, "some of the slow file", |_| {
+        slow.stats().pieces_have >= 4
+    })
+    .await;
+    slow.pause();
+    let paused_at = slow.stats().pieces_have;
+    first.shutdown().await;
+
+    // A record that is not JSON, beside the two good ones.
+    let junk = state.join("torrents").join(format!("{}.json", "ab".repeat(20)));
+    std::fs::write(&junk, b"{ this is not a record").unwrap();
+
+    let second = Session::start(with_state(Limits::default())).await.unwrap();
+    let restored = second.restore(&config()).await;
+    assert_eq!(restored.len(), 3, "two torrents and the junk");
+    let mut torrents = Vec::new();
+    for r in restored {
+        match r {
+            Ok(t) => torrents.push(t),
+            Err(e) => assert!(
+                matches!(e, TorrentError::BadState { ref path, .. } if *path == junk),
+                "the junk is reported by name: {e}"
+            ),
+        }
+    }
+    assert_eq!(torrents.len(), 2, "the good records start despite the junk");
+    let by_hash = |h| torrents.iter().find(|t| t.info_hash() == h).unwrap();
+    let (done, slow) = (
+        by_hash(done_file.meta.info_hash),
+        by_hash(slow_file.meta.info_hash),
+    );
+
+    // The complete file is trusted: seeding at once, not one byte hashed.
+    let mut rx = done.events();
+    let seen = wait_for(&mut rx, 10, "seeding", |e| {
+        matches!(e, Event::State(TorrentState::Seeding))
+    })
+    .await;
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::Checking { .. })),
+        "an unchanged complete file is not checked again: {seen:?}"
+    );
+    assert_eq!(done.stats().downloaded, 0);
+
+    // The paused one comes back paused, with its pieces, and completes once resumed.
+    assert_eq!(slow.state(), TorrentState::Paused);
+    let mut rx = slow.events();
+    assert!(slow.resume());
+    let seen = wait_for(&mut rx, 60, "the slow file complete", is_complete).await;
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::Checking { .. })),
+        "unchanged since it was paused and recorded: its pieces are trusted, not hashed"
+    );
+    assert!(
+        std::fs::read(&slow_path).unwrap() == slow_file.data,
+        "byte-identical"
+    );
+    let received = slow.stats().downloaded;
+    let left = slow_file.data.len() as u64 - u64::from(paused_at) * 256 * 1024;
+    assert!(
+        received <= left,
+        "only what was missing at the pause is fetched: {received} bytes, {left} were missing"
+    );
+
+    // Removed, a torrent is not restored again.
+    second.remove(done.id(), false).await.unwrap();
+    second.shutdown().await;
+    let third = Session::start(with_state(Limits::default())).await.unwrap();
+    let again: Vec<_> = third
+        .restore(&config())
+        .await
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|t| t.info_hash())
+        .collect();
+    assert_eq!(again, [slow_file.meta.info_hash]);
+    third.shutdown().await;
+    seeders.shutdown().await;
+}

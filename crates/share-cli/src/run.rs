@@ -423,13 +423,17 @@ pub async fn bind_or_any(preferred: SocketAddr) -> std::io::Result<tokio::net::T
 
 /// The session of a command with several transfers: one port (`listen`) and the rate limits
 /// of `--max-up`/`--max-down` for all of them.
+/// The session of a command of several transfers; with `state_dir`, a fetch run again
+/// resumes without hashing files unchanged since (`share_engine` `persist.rs`).
 pub async fn session(
     listen: SocketAddr,
     rate: &crate::rate::RateArgs,
+    state_dir: Option<std::path::PathBuf>,
 ) -> Result<share_engine::Session, Failure> {
     share_engine::Session::start(share_engine::SessionConfig {
         listen,
         limits: rate.limits(),
+        state_dir,
         ..share_engine::SessionConfig::default()
     })
     .await

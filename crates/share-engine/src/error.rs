@@ -76,6 +76,15 @@ pub enum TorrentError {
     /// The session was shut down.
     #[error("the session has stopped")]
     SessionStopped,
+    /// A file of the session's state (`persist.rs`) cannot be read back; that torrent is
+    /// skipped, the others go on.
+    #[error("cannot read the session state {}: {reason}", path.display())]
+    BadState {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No torrent of the session has this id (it was removed, or never added).
     #[error("no torrent {0} in this session")]
     NoSuchTorrent(u64),

@@ -16,6 +16,7 @@ pub mod event;
 pub mod limits;
 mod nick;
 mod peer;
+mod persist;
 pub mod picker;
 mod progress;
 mod record;

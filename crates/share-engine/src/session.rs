@@ -87,6 +87,10 @@ pub struct SessionConfig {
     /// Upload and download rates shared by every torrent of the session (`limits.rs`).
     /// Default: unlimited.
     pub limits: Limits,
+    /// Where the session records its torrents (`persist.rs`): added torrents are written
+    /// there and [`Session::restore`] adds them back; a torrent added again resumes without
+    /// hashing its unchanged files. `None` records nothing.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for SessionConfig {
@@ -101,6 +105,7 @@ impl Default for SessionConfig {
             hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             checks_at_once: 1,
             limits: Limits::default(),
+            state_dir: None,
         }
     }
 }
@@ -120,6 +125,7 @@ impl SessionConfig {
             hash_workers: config.hash_workers,
             checks_at_once: 1,
             limits: config.limits.clone(),
+            state_dir: None,
         }
     }
 }
@@ -420,7 +426,48 @@ impl Session {
 
     /// Adds a torrent. Its `config.listen` is ignored: the session's listener serves it.
     pub async fn add(&self, params: Params) -> Result<Torrent, TorrentError> {
-        Torrent::in_session(self.core.clone(), params, false).await
+        Torrent::in_session(self.core.clone(), params, false, false).await
+    }
+
+    /// Adds back every torrent recorded in `SessionConfig::state_dir` (none without one),
+    /// each with `config` but for its recorded file selection and resume records, paused if
+    /// it was: those
+    /// whose files are unchanged start without hashing them. A record that cannot be read
+    /// is an `Err` here (a `TorrentError::BadState` naming the file) and the others still
+    /// start.
+    pub async fn restore(&self, config: &Config) -> Vec<Result<Torrent, TorrentError>> {
+        let Some(dir) = self.core.config.state_dir.clone() else {
+            return Vec::new();
+        };
+        let found = tokio::task::spawn_blocking(move || crate::persist::load_all(&dir))
+            .await
+            .unwrap_or_default();
+        let mut started = Vec::new();
+        for found in found {
+            let (meta, entry) = match found {
+                Ok(it) => it,
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a recorded torrent");
+                    started.push(Err(e));
+                    continue;
+                }
+            };
+            let params = Params {
+                meta,
+                mode: entry.mode().unwrap_or(crate::torrent::Mode::Fetch),
+                paths: entry.paths,
+                root: entry.root,
+                trackers: entry.trackers,
+                peers: entry.peers,
+                config: Config {
+                    select: entry.select,
+                    state_dir: entry.records,
+                    ..config.clone()
+                },
+            };
+            started.push(Torrent::in_session(self.core.clone(), params, false, entry.paused).await);
+        }
+        started
     }
 
     /// Where peers connect to every torrent of the session.
@@ -480,6 +527,7 @@ impl Session {
     /// resume record. Returns the number of files deleted.
     pub async fn remove(&self, id: TorrentId, delete_data: bool) -> Result<usize, TorrentError> {
         let shared = self.find(id)?;
+        shared.forget();
         shared.stop().await;
         if !delete_data {
             return Ok(0);
@@ -518,4 +566,8 @@ pub(crate) async fn shutdown_core(core: &Arc<Core>) {
         core.tasks.wait().await;
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+    // What each torrent has now is what a restart resumes from.
+    for t in torrents {
+        let _ = tokio::task::spawn_blocking(move || t.save()).await;
+    }
 }

@@ -164,6 +164,12 @@ pub(crate) struct Shared {
     pub download: bool,
     /// `torrent{id, name}`: the parent of every span of its tasks.
     pub span: tracing::Span,
+    /// The session's state directory and this torrent's entry there (`persist.rs`); the
+    /// mutex orders the writes.
+    pub store: Option<PathBuf>,
+    pub entry: Mutex<Option<crate::persist::Entry>>,
+    /// Removed from the session: its entry is deleted and never written again.
+    pub forgotten: std::sync::atomic::AtomicBool,
     /// Tracker announce URLs (a tracker client runs for them while active).
     pub trackers: Vec<String>,
     /// Where the files are, and the directory receiving them (for `remove` with data).
@@ -242,7 +248,7 @@ impl Shared {
     }
 
     /// Stops the torrent after a fatal error.
-    pub fn fatal(&self, error: &TorrentError) {
+    pub fn fatal(self: &Arc<Self>, error: &TorrentError) {
         tracing::error!(%error, "torrent stopped");
         self.lock().error.get_or_insert_with(|| error.chain());
         self.emit(Event::Fatal(error.chain()));
@@ -273,7 +279,7 @@ impl Shared {
     }
 
     /// Sends `Event::State` if the state changed since it was last sent.
-    pub fn publish_state(&self) {
+    pub fn publish_state(self: &Arc<Self>) {
         let changed = {
             let mut st = self.lock();
             let now = self.state_of(&st);
@@ -284,6 +290,49 @@ impl Shared {
         };
         if let Some(state) = changed {
             self.emit(Event::State(state));
+            self.save_soon();
+        }
+    }
+
+    /// Writes this torrent's entry (`persist.rs`) as it is now: the verified pieces first,
+    /// then the files' stamps. Blocking; a failure is logged (the torrent goes on, and the
+    /// next start checks more).
+    pub fn save(&self) {
+        let Some(dir) = &self.store else { return };
+        let mut entry = self.entry.lock().unwrap_or_else(|p| p.into_inner());
+        if self.forgotten.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(entry) = entry.as_mut() else { return };
+        let (have, paused, peers) = {
+            let st = self.lock();
+            let peers: Vec<SocketAddr> = st.peers.values().filter_map(|p| p.listen).collect();
+            (st.picker.have().clone(), st.paused, peers)
+        };
+        entry.remember_peers(peers);
+        entry.record(&have, paused);
+        if let Err(error) = crate::persist::save(dir, self.info_hash, entry) {
+            tracing::warn!(%error, "cannot record the torrent's state");
+        }
+    }
+
+    /// [`Shared::save`] on the blocking pool, tracked with the torrent's tasks.
+    fn save_soon(self: &Arc<Self>) {
+        if self.store.is_none() || self.forgotten.load(Ordering::Relaxed) {
+            return;
+        }
+        let s = self.clone();
+        self.tasks.spawn(async move {
+            let _ = tokio::task::spawn_blocking(move || s.save()).await;
+        });
+    }
+
+    /// Removed from the session: deletes its entry and manifest, and writes them no more.
+    pub(crate) fn forget(&self) {
+        let _guard = self.entry.lock().unwrap_or_else(|p| p.into_inner());
+        self.forgotten.store(true, Ordering::Relaxed);
+        if let Some(dir) = &self.store {
+            crate::persist::delete(dir, self.info_hash);
         }
     }
 
@@ -497,9 +546,14 @@ impl Torrent {
     /// re-checked first (with `Checking` events) in the background. The session stops with
     /// the torrent.
     pub async fn start(params: Params) -> Result<Torrent, TorrentError> {
-        let session = Session::start_with(SessionConfig::for_torrent(&params.config), true).await?;
+        let mut config = SessionConfig::for_torrent(&params.config);
+        if params.mode == Mode::Fetch {
+            // A fetch run again resumes from what it recorded: unchanged files are not hashed.
+            config.state_dir = params.config.state_dir.clone();
+        }
+        let session = Session::start_with(config, true).await?;
         let core = session.core().clone();
-        match Self::in_session(core.clone(), params, true).await {
+        match Self::in_session(core.clone(), params, true, false).await {
             Ok(t) => Ok(t),
             Err(e) => {
                 crate::session::shutdown_core(&core).await;
@@ -513,10 +567,11 @@ impl Torrent {
         core: Arc<Core>,
         params: Params,
         owns_session: bool,
+        paused: bool,
     ) -> Result<Torrent, TorrentError> {
         let id = core.reserve(params.meta.info_hash)?;
         let info_hash = params.meta.info_hash;
-        let started = Self::open(core.clone(), id, params, owns_session).await;
+        let started = Self::open(core.clone(), id, params, owns_session, paused).await;
         if started.is_err() {
             core.release(info_hash);
         }
@@ -528,6 +583,7 @@ impl Torrent {
         id: TorrentId,
         params: Params,
         owns_session: bool,
+        paused: bool,
     ) -> Result<Torrent, TorrentError> {
         let Params {
             meta,
@@ -541,7 +597,44 @@ impl Torrent {
         let (params_paths, params_root) = (paths.clone(), root.clone());
         let geometry = meta.geometry();
         let layout = meta.layout().clone();
-        let existing = mode == Mode::Fetch && FileStorage::has_existing_data(&layout, &paths);
+        let store = core.config.state_dir.clone();
+        // What this session recorded of the torrent, if it is for the same files.
+        let resume = match &store {
+            Some(dir) => {
+                let (d, h) = (dir.clone(), meta.info_hash);
+                let loaded = tokio::task::spawn_blocking(move || crate::persist::load(&d, h))
+                    .await
+                    .map_err(|e| TorrentError::Internal(e.to_string()))?;
+                match loaded {
+                    Ok(entry) => entry
+                        .filter(|e| e.mode() == Some(mode))
+                        .and_then(|e| e.resume(&meta, &paths, &config.select)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ignoring the recorded state");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let existing = match mode {
+            Mode::Fetch => FileStorage::has_existing_data(&layout, &paths),
+            // A recorded seed whose files changed since is checked again.
+            Mode::Seed => resume.as_ref().is_some_and(|r| !r.all_unchanged),
+            Mode::Chat => false,
+        };
+        // Every file as it was when its pieces were recorded: trusted, nothing hashed.
+        let trust = resume
+            .as_ref()
+            .filter(|r| r.all_unchanged && mode == Mode::Fetch)
+            .map(|r| r.trusted.clone());
+        let existing = existing && trust.is_none();
+        let mut entry = store.as_ref().map(|_| {
+            let (select, records) = (config.select.clone(), config.state_dir.clone());
+            let mut e = crate::persist::Entry::new(mode, &root, &paths, &trackers, select, records);
+            e.remember_peers(peers.iter().copied());
+            e
+        });
         let storage: Arc<dyn Storage> = match mode {
             Mode::Seed => Arc::new(FileStorage::open(layout, paths)?),
             Mode::Fetch => {
@@ -557,9 +650,16 @@ impl Torrent {
             Mode::Chat => Arc::new(NoStorage),
         };
         let (events, first) = broadcast::channel(4096);
-        let have = match mode {
-            Mode::Seed => Bitfield::full(geometry.piece_count()),
-            Mode::Fetch | Mode::Chat => Bitfield::new(geometry.piece_count()),
+        let trusted_start = trust.is_some();
+        let have = match (mode, trust) {
+            (Mode::Seed, _) => Bitfield::full(geometry.piece_count()),
+            // The picker starts with the trusted pieces: no peer ever sees it swapped.
+            (Mode::Fetch, Some(trusted)) => trusted,
+            (Mode::Fetch | Mode::Chat, _) => Bitfield::new(geometry.piece_count()),
+        };
+        let have_log: Vec<u32> = match mode {
+            Mode::Fetch => have.ones().collect(),
+            Mode::Seed | Mode::Chat => Vec::new(),
         };
         let mut picker = Picker::new(geometry, have, buffer_budget(&config, geometry));
         if mode == Mode::Fetch {
@@ -571,10 +671,21 @@ impl Torrent {
             pieces_total: picker.progress().pieces_total,
             ..Stats::default()
         };
+        if let (Some(entry), Some(dir)) = (entry.as_mut(), &store) {
+            // Recorded from the start, with nothing verified yet (a seed: everything).
+            entry.record(picker.have(), paused);
+            let (d, m, t, e) = (dir.clone(), meta.clone(), trackers.clone(), entry.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::persist::save_manifest(&d, &m, &t)?;
+                crate::persist::save(&d, m.info_hash, &e)
+            })
+            .await
+            .map_err(|e| TorrentError::Internal(e.to_string()))??;
+        }
         let state = State {
             picker,
             peers: HashMap::new(),
-            have_log: Vec::new(),
+            have_log,
             banned: HashSet::new(),
             banned_addrs: HashSet::new(),
             strikes: HashMap::new(),
@@ -585,8 +696,8 @@ impl Torrent {
             withheld: crate::peer::Withheld::new(geometry),
             stats,
             chat: ChatState::new(&config.nick),
-            paused: false,
             checked: !existing,
+            paused,
             active: CancellationToken::new(),
             error: None,
             shown: None,
@@ -619,6 +730,9 @@ impl Torrent {
             download: mode != Mode::Chat,
             session: core.clone(),
             span,
+            store: store.clone(),
+            entry: Mutex::new(entry),
+            forgotten: std::sync::atomic::AtomicBool::new(false),
             trackers,
             paths: params_paths,
             root: params_root,
@@ -630,6 +744,10 @@ impl Torrent {
         }
         shared.publish_state();
         core.insert(&shared);
+        if !existing {
+            // Nothing to check: peers may connect from the moment `start` returns.
+            core.ready(&shared);
+        }
         let s = shared.clone();
         // Forgets the torrent in the session once it stops, for whatever reason.
         let span = tracing::info_span!(parent: &shared.span, "task", task = "forget when stopped");
@@ -642,13 +760,22 @@ impl Torrent {
         ));
         let s = shared.clone();
         shared.spawn("start", async move {
-            if existing {
+            if trusted_start {
+                // Every file is as it was when these pieces were recorded: nothing hashed.
+                if let Err(e) = s.storage.check_done() {
+                    return s.fatal(&e);
+                }
+                if s.lock().picker.is_complete() {
+                    s.emit(Event::Complete);
+                }
+            } else if existing {
                 let permit = tokio::select! {
                     p = s.session.check_permits.acquire() => p,
                     () = s.cancel.cancelled() => return,
                 };
                 let Ok(_permit) = permit else { return };
-                match crate::check::run(&s).await {
+                let trusted = resume.as_ref().map(|r| r.trusted.clone());
+                match crate::check::run(&s, trusted).await {
                     Ok(have) => s.resume_from(have),
                     Err(e) => return s.fatal(&e),
                 }
@@ -667,6 +794,9 @@ impl Torrent {
             s.session.ready(&s);
             s.spawn("choker", crate::choker::run(s.clone()));
             s.spawn("progress", crate::progress::run(s.clone()));
+            if s.store.is_some() {
+                s.spawn("save", save_while_running(s.clone()));
+            }
             s.add_peers_first(peers);
             if !paused {
                 s.go_active();
@@ -795,12 +925,14 @@ impl Torrent {
 
 impl Shared {
     /// Stops it for good and waits (at most 5 s) for its tasks; it leaves the session.
-    pub(crate) async fn stop(&self) {
+    pub(crate) async fn stop(self: &Arc<Self>) {
         self.cancel.cancel();
         self.session.remove(self);
         self.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
         self.publish_state();
+        let s = self.clone();
+        let _ = tokio::task::spawn_blocking(move || s.save()).await;
     }
 
     /// After [`Shared::stop`]: deletes what it downloaded or served (`claim::delete_data`).
@@ -824,6 +956,30 @@ impl Shared {
         self.have_changed.send_replace(n);
         if complete {
             self.emit(Event::Complete);
+        }
+    }
+}
+
+/// How often the entry is written while pieces arrive: a crash loses at most this much of
+/// the record (those pieces are checked again, not lost).
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+
+/// Writes the entry every [`SAVE_EVERY`] while the verified pieces change.
+async fn save_while_running(s: Arc<Shared>) {
+    let mut have = s.have_changed.subscribe();
+    let mut tick = tokio::time::interval(SAVE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut saved = *have.borrow_and_update();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = s.cancel.cancelled() => return,
+        }
+        let now = *have.borrow_and_update();
+        if now != saved {
+            saved = now;
+            let t = s.clone();
+            let _ = tokio::task::spawn_blocking(move || t.save()).await;
         }
     }
 }

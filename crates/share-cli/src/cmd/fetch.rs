@@ -249,7 +249,7 @@ async fn fetch_many(args: Args) -> Outcome {
         }
         prepared.push(p);
     }
-    let session = crate::run::session(listen, &args.rate).await?;
+    let session = crate::run::session(listen, &args.rate, state_dir(args.state_dir.clone())).await?;
     let mut torrents = Vec::new();
     for p in &prepared {
         match session.add(p.params.clone()).await {

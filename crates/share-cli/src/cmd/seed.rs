@@ -271,7 +271,7 @@ async fn seed(args: Args) -> Outcome {
         torrent.shutdown().await;
         ended
     } else {
-        let session = crate::run::session(listen, &args.rate).await?;
+        let session = crate::run::session(listen, &args.rate, None).await?;
         let mut torrents = Vec::new();
         for s in &seeded {
             match session.add(params(s)).await {
