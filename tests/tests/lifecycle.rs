@@ -47,6 +47,14 @@ fn params(meta: &Arc<Metainfo>, path: &Path, mode: Mode, peers: Vec<std::net::So
     }
 }
 
+/// A fetch of `meta` into `path` in `session`, from the session `from`.
+async fn fetch_from(session: &Session, meta: &Arc<Metainfo>, path: &Path, from: &Session) -> Torrent {
+    session
+        .add(params(meta, path, Mode::Fetch, vec![from.listen_addr()]))
+        .await
+        .unwrap()
+}
+
 /// Polls `cond` every 10 ms until it holds, with a deadline.
 async fn until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
@@ -80,15 +88,7 @@ async fn a_paused_fetch_closes_its_peers_keeps_its_pieces_and_resumes_to_a_byte_
         .unwrap();
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("got.bin");
-    let t = fetchers
-        .add(params(
-            &file.meta,
-            &path,
-            Mode::Fetch,
-            vec![seeders.listen_addr()],
-        ))
-        .await
-        .unwrap();
+    let t = fetch_from(&fetchers, &file.meta, &path, &seeders).await;
     let mut rx = t.events();
     let mut seen = wait_for(&mut rx, 30, "a quarter of the pieces", |_| {
         t.stats().pieces_have >= 8
@@ -212,15 +212,7 @@ async fn a_removed_torrent_is_forgotten_and_with_its_data_only_its_files_go() {
     let out = tempfile::tempdir().unwrap();
     let album_out = out.path().join("album");
     let session = Session::start(session_config(Limits::default())).await.unwrap();
-    let t = session
-        .add(params(
-            &meta,
-            &album_out,
-            Mode::Fetch,
-            vec![seeders.listen_addr()],
-        ))
-        .await
-        .unwrap();
+    let t = fetch_from(&session, &meta, &album_out, &seeders).await;
     complete(&t).await;
     let id = t.id();
     assert_eq!(session.state(id).unwrap(), TorrentState::Seeding);
@@ -300,24 +292,8 @@ async fn a_restarted_session_resumes_its_torrents_and_skips_a_corrupt_record() {
     let first = Session::start(with_state(Limits::new(None, Some(4 * MIB as u64))))
         .await
         .unwrap();
-    let done = first
-        .add(params(
-            &done_file.meta,
-            &done_path,
-            Mode::Fetch,
-            vec![seeders.listen_addr()],
-        ))
-        .await
-        .unwrap();
-    let slow = first
-        .add(params(
-            &slow_file.meta,
-            &slow_path,
-            Mode::Fetch,
-            vec![seeders.listen_addr()],
-        ))
-        .await
-        .unwrap();
+    let done = fetch_from(&first, &done_file.meta, &done_path, &seeders).await;
+    let slow = fetch_from(&first, &slow_file.meta, &slow_path, &seeders).await;
     complete(&done).await;
     let mut rx = slow.events();
     wait_for(&mut rx, 30, "some of the slow file", |_| {

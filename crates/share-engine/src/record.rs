@@ -21,7 +21,6 @@
 //! is treated as no record, which only ever makes us more careful.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -141,8 +140,6 @@ impl Record {
             path: self.path.clone(),
             source,
         };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(err)?;
         let mut text = format!(
             "{HEADER}\ninfo_hash {}\noutput {}\n",
             self.info_hash.to_hex(),
@@ -154,18 +151,7 @@ impl Record {
                 None => text.push_str(&format!("file {index} -\n")),
             }
         }
-        let tmp = self.path.with_extension(format!("{}.tmp", std::process::id()));
-        let write = || -> io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            // Durable before it is visible: after a power loss the record is old or new.
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            err(e)
-        })
+        crate::persist::write_atomically(&self.path, text.as_bytes()).map_err(err)
     }
 }
 

@@ -431,8 +431,7 @@ impl Session {
 
     /// Adds back every torrent recorded in `SessionConfig::state_dir` (none without one),
     /// each with `config` but for its recorded file selection and resume records, paused if
-    /// it was: those
-    /// whose files are unchanged start without hashing them. A record that cannot be read
+    /// it was: those whose files are unchanged start without hashing them. A record that cannot be read
     /// is an `Err` here (a `TorrentError::BadState` naming the file) and the others still
     /// start.
     pub async fn restore(&self, config: &Config) -> Vec<Result<Torrent, TorrentError>> {

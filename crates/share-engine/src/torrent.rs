@@ -136,6 +136,13 @@ pub(crate) struct State {
     pub shown: Option<TorrentState>,
 }
 
+impl State {
+    /// Where the connected peers accept connections (those we know of).
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.peers.values().filter_map(|p| p.listen).collect()
+    }
+}
+
 /// What every task of a torrent shares.
 pub(crate) struct Shared {
     /// Its number in the session.
@@ -224,8 +231,8 @@ impl Shared {
         });
     }
 
-    /// Spawns one of the torrent's tasks on its tracker, inside the torrent's span and a
-    /// span naming the task (`task = "tracker"`...), so that every log line says whose and
+    /// Spawns one of the torrent's tasks on its `TaskTracker`, inside the torrent's span and
+    /// a span naming the task (`task = "tracker"`...), so that every log line says whose and
     /// which it is.
     pub fn spawn<F>(&self, task: &'static str, fut: F) -> tokio::task::JoinHandle<F::Output>
     where
@@ -306,8 +313,7 @@ impl Shared {
         let Some(entry) = entry.as_mut() else { return };
         let (have, paused, peers) = {
             let st = self.lock();
-            let peers: Vec<SocketAddr> = st.peers.values().filter_map(|p| p.listen).collect();
-            (st.picker.have().clone(), st.paused, peers)
+            (st.picker.have().clone(), st.paused, st.listen_addrs())
         };
         entry.remember_peers(peers);
         entry.record(&have, paused);
@@ -348,8 +354,7 @@ impl Shared {
             }
             st.paused = true;
             st.active.cancel();
-            let again: Vec<SocketAddr> = st.peers.values().filter_map(|p| p.listen).collect();
-            for addr in again.into_iter().rev() {
+            for addr in st.listen_addrs().into_iter().rev() {
                 st.candidates.push_front(addr);
             }
         }
