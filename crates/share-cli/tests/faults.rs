@@ -111,6 +111,42 @@ fn kill_9_at_random_moments_then_rerun_is_identical_and_refetches_nothing() {
     assert_eq!(std::fs::read(&out).unwrap(), data, "byte-identical after kill -9");
 }
 
+/// The case the random test above hit once in a while: a run killed during its resume
+/// check must not leave a record that says "these files hold nothing" (its check had not
+/// said yet what they hold), or the next run trusts that and downloads everything again.
+#[test]
+fn kill_9_during_the_resume_check_then_rerun_refetches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.bin");
+    let data = pattern(24 * 1024 * 1024, 12);
+    std::fs::write(&file, &data).unwrap();
+    let (_seeder, manifest) = seed(&file, &["--piece-size", "128K"]);
+    let out = dir.path().join("out.bin");
+    let mut done = BTreeSet::new();
+
+    let mut first = fetch(&manifest, &out, &["--no-seed"]);
+    for _ in 0..12 {
+        first.wait(60, "a verified piece", |v| v["event"] == "piece_verified");
+    }
+    first.signal("KILL");
+    assert_eq!(first.exit_code(30), None, "killed: {}", first.stderr());
+    no_refetch(&first, &mut done, "the first run");
+
+    for round in 0..3 {
+        let mut f = fetch(&manifest, &out, &["--no-seed"]);
+        f.wait(60, "the check", |v| v["event"] == "checking");
+        f.signal("KILL");
+        assert_eq!(f.exit_code(30), None, "killed: {}", f.stderr());
+        no_refetch(&f, &mut done, &format!("check {round}"));
+    }
+
+    let mut rerun = fetch(&manifest, &out, &["--no-seed"]);
+    rerun.wait_event(120, "complete");
+    assert_eq!(rerun.exit_code(30), Some(0), "{}", rerun.stderr());
+    no_refetch(&rerun, &mut done, "the final rerun");
+    assert_eq!(std::fs::read(&out).unwrap(), data, "byte-identical after kill -9");
+}
+
 /// Records a skipped test (locally) or fails it (under `CI=true`), like
 /// `share_tests::tools::require`.
 fn skip(test: &str, why: &str) {

@@ -261,24 +261,12 @@ fn storage_err(op: &'static str, path: &Path, source: std::io::Error) -> Torrent
 mod tests {
     use super::*;
     use crate::storage::output_paths;
-    use share_proto::create::{self, CreateOptions};
 
-    /// A manifest of `data` saved as `name` (16 KiB pieces).
+    /// A manifest of `data` (16 KiB pieces).
     fn manifest(dir: &Path, data: &[u8]) -> Metainfo {
         let src = dir.join("src.bin");
         std::fs::write(&src, data).unwrap();
-        let source = create::scan(&src).unwrap();
-        let pieces = create::hash_pieces(&source, 16_384, 1, &|_| {}).unwrap();
-        let options = CreateOptions {
-            trackers: vec![],
-            piece_len: Some(16_384),
-            private: false,
-            comment: None,
-            created_by: None,
-            creation_date: None,
-        };
-        let (bytes, _) = create::encode(&source, 16_384, &pieces, &options);
-        Metainfo::from_bytes(&bytes).unwrap()
+        crate::test_util::manifest_of(&src)
     }
 
     fn data(seed: u8) -> Vec<u8> {

@@ -24,6 +24,8 @@ mod selection;
 pub mod session;
 mod slots;
 pub mod storage;
+#[cfg(test)]
+mod test_util;
 pub mod torrent;
 mod tracker;
 

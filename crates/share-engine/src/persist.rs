@@ -9,9 +9,14 @@
 //! Fast resume: a torrent added again with an entry for the same files and selection trusts
 //! the recorded pieces of every file whose length and modification time are unchanged (so
 //! a complete file is never hashed again); only pieces touching a changed file are checked.
-//! A pieces list is only ever recorded after those pieces were written, and the stamps are
-//! read after the list, so a piece written in between makes its file look changed (checked
-//! again), never the reverse.
+//! A pieces list is only ever recorded after those pieces were written, so a trusted piece
+//! is always on disk. The reverse (every piece on disk is in the list) holds only for a
+//! *clean* entry: one written when no more writes could follow (a seed, a complete fetch, a
+//! torrent whose tasks have all ended). A piece may be written between reading the list and
+//! reading the stamps, or in the same clock tick as the stamp (file times are coarse), and a
+//! `kill -9` may follow; so an entry that is not clean is never taken for "nothing to check":
+//! its untrusted pieces are hashed. While a torrent's check runs, its entry keeps what it
+//! had (the check has not told us yet what is on disk).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -59,6 +64,10 @@ pub(crate) struct Entry {
     pub have: String,
     /// Each file's stamp, read after `have`.
     pub stamps: Vec<Stamp>,
+    /// Written when no more writes could follow `have` (see the module doc): only then is
+    /// an unchanged file's unrecorded piece known to be missing rather than unrecorded.
+    #[serde(default)]
+    pub clean: bool,
 }
 
 /// What an entry lets a torrent skip when it starts again.
@@ -66,7 +75,7 @@ pub(crate) struct Entry {
 pub(crate) struct Resume {
     /// Recorded pieces whose files are all unchanged: trusted without hashing.
     pub trusted: Bitfield,
-    /// Every file is unchanged: no check at all.
+    /// Every file is unchanged and the entry is clean: no check at all.
     pub all_unchanged: bool,
 }
 
@@ -176,7 +185,16 @@ impl Entry {
             records,
             have: String::new(),
             stamps: Vec::new(),
+            clean: false,
         }
+    }
+
+    /// Takes over what `old` recorded of the pieces and files (while a check runs, that is
+    /// still the best knowledge of what is on disk).
+    pub fn carry_from(&mut self, old: &Entry) {
+        self.have = old.have.clone();
+        self.stamps = old.stamps.clone();
+        self.clean = old.clean;
     }
 
     pub fn mode(&self) -> Option<Mode> {
@@ -195,11 +213,13 @@ impl Entry {
         }
     }
 
-    /// Records `have`, then the files' stamps as they are now.
-    pub fn record(&mut self, have: &Bitfield, paused: bool) {
+    /// Records `have`, then the files' stamps as they are now; `clean` when no write can
+    /// follow (the module doc).
+    pub fn record(&mut self, have: &Bitfield, paused: bool, clean: bool) {
         self.have = hex(have.as_bytes());
         self.paused = paused;
         self.stamps = self.paths.iter().map(|p| stamp(p)).collect();
+        self.clean = clean;
     }
 
     /// The pieces recorded as verified, if the entry is for `meta`'s geometry.
@@ -240,7 +260,7 @@ impl Entry {
             .iter()
             .zip(&unchanged)
             .all(|(f, u)| *u || f.pad || f.len == 0);
-        let all_unchanged = all_unchanged && trusted.count() == have.count();
+        let all_unchanged = all_unchanged && trusted.count() == have.count() && self.clean;
         Some(Resume {
             trusted,
             all_unchanged,
@@ -387,5 +407,46 @@ mod tests {
             let e = parse(&path, data).unwrap_err().to_string();
             assert!(e.contains("x.json") && e.contains(says), "{e}");
         }
+    }
+
+    /// Only a clean entry of unchanged files means "nothing to check"; an unclean one
+    /// (written while pieces could still arrive) trusts its pieces and has the rest hashed;
+    /// a changed file trusts nothing of its pieces.
+    #[test]
+    fn only_a_clean_entry_of_unchanged_files_skips_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, vec![7u8; 5 * 16_384]).unwrap();
+        let meta = crate::test_util::manifest_of(&src);
+        let paths = vec![src.clone()];
+        let mut have = Bitfield::new(5);
+        have.set(meta.geometry().piece(1).unwrap());
+        have.set(meta.geometry().piece(3).unwrap());
+        let mut entry = Entry::new(Mode::Fetch, dir.path(), &paths, &[], None, None);
+
+        entry.record(&have, false, false);
+        let r = entry.resume(&meta, &paths, &None).unwrap();
+        assert_eq!(r.trusted, have);
+        assert!(!r.all_unchanged, "an unclean entry is checked");
+
+        entry.record(&have, false, true);
+        let r = entry.resume(&meta, &paths, &None).unwrap();
+        assert_eq!(r.trusted, have);
+        assert!(r.all_unchanged);
+
+        // Another selection, or other paths: nothing carried over.
+        assert!(entry.resume(&meta, &paths, &Some(vec![true])).is_none());
+        assert!(entry.resume(&meta, &[dir.path().join("x")], &None).is_none());
+
+        // A carried entry keeps what the old one knew.
+        let mut carried = Entry::new(Mode::Fetch, dir.path(), &paths, &[], None, None);
+        carried.carry_from(&entry);
+        assert_eq!(carried.resume(&meta, &paths, &None).unwrap().trusted, have);
+
+        // The file changes (its length here, so the test does not race the clock).
+        std::fs::write(&src, vec![7u8; 5 * 16_384 + 1]).unwrap();
+        let r = entry.resume(&meta, &paths, &None).unwrap();
+        assert_eq!(r.trusted.count(), 0);
+        assert!(!r.all_unchanged);
     }
 }

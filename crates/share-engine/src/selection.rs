@@ -272,23 +272,12 @@ mod tests {
 
     /// A directory torrent of files of `lens` bytes, 16 KiB pieces.
     fn manifest(dir: &Path, lens: &[usize]) -> Metainfo {
-        use share_proto::create::{self, CreateOptions};
         let src = dir.join("src");
         for (i, &len) in lens.iter().enumerate() {
             std::fs::create_dir_all(&src).unwrap();
             std::fs::write(src.join(format!("f{i}")), vec![i as u8; len]).unwrap();
         }
-        let source = create::scan(&src).unwrap();
-        let pieces = create::hash_pieces(&source, 16_384, 1, &|_| {}).unwrap();
-        let options = CreateOptions {
-            trackers: vec![],
-            piece_len: Some(16_384),
-            private: false,
-            comment: None,
-            created_by: None,
-            creation_date: None,
-        };
-        Metainfo::from_bytes(&create::encode(&source, 16_384, &pieces, &options).0).unwrap()
+        crate::test_util::manifest_of(&src)
     }
 
     #[test]

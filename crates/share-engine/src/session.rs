@@ -564,9 +564,9 @@ pub(crate) async fn shutdown_core(core: &Arc<Core>) {
         }
         core.tasks.wait().await;
     };
-    let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+    let finished = tokio::time::timeout(Duration::from_secs(5), wait).await.is_ok();
     // What each torrent has now is what a restart resumes from.
     for t in torrents {
-        let _ = tokio::task::spawn_blocking(move || t.save()).await;
+        let _ = tokio::task::spawn_blocking(move || t.save(finished)).await;
     }
 }

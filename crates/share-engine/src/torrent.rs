@@ -302,21 +302,30 @@ impl Shared {
     }
 
     /// Writes this torrent's entry (`persist.rs`) as it is now: the verified pieces first,
-    /// then the files' stamps. Blocking; a failure is logged (the torrent goes on, and the
-    /// next start checks more).
-    pub fn save(&self) {
+    /// then the files' stamps (`finished`: its tasks have all ended, so nothing more is
+    /// written). While its check runs only the rest is updated. Blocking; a failure is
+    /// logged (the torrent goes on, and the next start checks more).
+    pub fn save(&self, finished: bool) {
         let Some(dir) = &self.store else { return };
         let mut entry = self.entry.lock().unwrap_or_else(|p| p.into_inner());
         if self.forgotten.load(Ordering::Relaxed) {
             return;
         }
         let Some(entry) = entry.as_mut() else { return };
-        let (have, paused, peers) = {
+        let (have, paused, peers, checked) = {
             let st = self.lock();
-            (st.picker.have().clone(), st.paused, st.listen_addrs())
+            let have = st.picker.have().clone();
+            let complete = st.picker.is_complete();
+            ((have, complete), st.paused, st.listen_addrs(), st.checked)
         };
         entry.remember_peers(peers);
-        entry.record(&have, paused);
+        if checked {
+            let (have, complete) = have;
+            let seed = entry.mode() == Some(Mode::Seed);
+            entry.record(&have, paused, seed || complete || finished);
+        } else {
+            entry.paused = paused;
+        }
         if let Err(error) = crate::persist::save(dir, self.info_hash, entry) {
             tracing::warn!(%error, "cannot record the torrent's state");
         }
@@ -324,12 +333,13 @@ impl Shared {
 
     /// [`Shared::save`] on the blocking pool, tracked with the torrent's tasks.
     fn save_soon(self: &Arc<Self>) {
-        if self.store.is_none() || self.forgotten.load(Ordering::Relaxed) {
+        // A stopped torrent's last entry is written by whoever stopped it, after its tasks.
+        if self.store.is_none() || self.forgotten.load(Ordering::Relaxed) || self.cancel.is_cancelled() {
             return;
         }
         let s = self.clone();
         self.tasks.spawn(async move {
-            let _ = tokio::task::spawn_blocking(move || s.save()).await;
+            let _ = tokio::task::spawn_blocking(move || s.save(false)).await;
         });
     }
 
@@ -604,16 +614,19 @@ impl Torrent {
         let layout = meta.layout().clone();
         let store = core.config.state_dir.clone();
         // What this session recorded of the torrent, if it is for the same files.
-        let resume = match &store {
+        let recorded = match &store {
             Some(dir) => {
                 let (d, h) = (dir.clone(), meta.info_hash);
                 let loaded = tokio::task::spawn_blocking(move || crate::persist::load(&d, h))
                     .await
                     .map_err(|e| TorrentError::Internal(e.to_string()))?;
                 match loaded {
-                    Ok(entry) => entry
-                        .filter(|e| e.mode() == Some(mode))
-                        .and_then(|e| e.resume(&meta, &paths, &config.select)),
+                    Ok(entry) => entry.and_then(|e| {
+                        let resume = (e.mode() == Some(mode))
+                            .then(|| e.resume(&meta, &paths, &config.select))
+                            .flatten()?;
+                        Some((e, resume))
+                    }),
                     Err(e) => {
                         tracing::warn!(error = %e, "ignoring the recorded state");
                         None
@@ -622,6 +635,7 @@ impl Torrent {
             }
             None => None,
         };
+        let resume = recorded.as_ref().map(|(_, r)| r.clone());
         let existing = match mode {
             Mode::Fetch => FileStorage::has_existing_data(&layout, &paths),
             // A recorded seed whose files changed since is checked again.
@@ -677,8 +691,18 @@ impl Torrent {
             ..Stats::default()
         };
         if let (Some(entry), Some(dir)) = (entry.as_mut(), &store) {
-            // Recorded from the start, with nothing verified yet (a seed: everything).
-            entry.record(picker.have(), paused);
+            if existing {
+                // Until the check says what is on disk, the entry keeps what it knew (or
+                // knows nothing: no stamps, so nothing is trusted after a crash mid-check).
+                if let Some((old, _)) = &recorded {
+                    entry.carry_from(old);
+                }
+                entry.paused = paused;
+            } else {
+                // Recorded from the start: nothing verified yet, the trusted pieces, or (a
+                // seed) everything.
+                entry.record(picker.have(), paused, mode == Mode::Seed || picker.is_complete());
+            }
             let (d, m, t, e) = (dir.clone(), meta.clone(), trackers.clone(), entry.clone());
             tokio::task::spawn_blocking(move || {
                 crate::persist::save_manifest(&d, &m, &t)?;
@@ -934,10 +958,12 @@ impl Shared {
         self.cancel.cancel();
         self.session.remove(self);
         self.tasks.close();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await;
+        let finished = tokio::time::timeout(Duration::from_secs(5), self.tasks.wait())
+            .await
+            .is_ok();
         self.publish_state();
         let s = self.clone();
-        let _ = tokio::task::spawn_blocking(move || s.save()).await;
+        let _ = tokio::task::spawn_blocking(move || s.save(finished)).await;
     }
 
     /// After [`Shared::stop`]: deletes what it downloaded or served (`claim::delete_data`).
@@ -984,7 +1010,7 @@ async fn save_while_running(s: Arc<Shared>) {
         if now != saved {
             saved = now;
             let t = s.clone();
-            let _ = tokio::task::spawn_blocking(move || t.save()).await;
+            let _ = tokio::task::spawn_blocking(move || t.save(false)).await;
         }
     }
 }
