@@ -85,13 +85,6 @@ impl Candidates {
     }
 }
 
-impl crate::torrent::PeerEntry {
-    /// Whether dialing `addr` would reach this live connection's peer again.
-    pub(crate) fn matches(&self, addr: SocketAddr) -> bool {
-        self.addr == addr || self.dialed == Some(addr) || self.listen == Some(addr)
-    }
-}
-
 impl Shared {
     /// Queues addresses from a tracker behind the ones already waiting, and dials what fits.
     pub fn add_peers(self: &Arc<Self>, addrs: impl IntoIterator<Item = SocketAddr>) {
@@ -124,8 +117,8 @@ impl Shared {
     fn dialable(&self, st: &State, addr: SocketAddr) -> bool {
         let known = st.connecting.contains(&addr)
             || st.self_addrs.contains(&addr)
-            || st.banned_addrs.contains(&addr)
-            || st.peers.values().any(|p| p.matches(addr));
+            || st.bans.is_banned_addr(&addr)
+            || st.peers.any_at(addr);
         !known && addr.port() != 0 && !addr.ip().is_unspecified() && !is_own(addr, self.listen_addr)
     }
 

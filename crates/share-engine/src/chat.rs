@@ -20,7 +20,7 @@ use crate::chat_limits::{Limits, Verdict};
 use crate::error::Violation;
 use crate::event::Event;
 use crate::picker::PeerKey;
-use crate::torrent::{PeerCmd, Shared};
+use crate::torrent::{PeerCmd, Shared, State};
 
 /// The extended message id we ask peers to send `share_chat` under.
 pub(crate) const CHAT_ID: u8 = 1;
@@ -151,9 +151,154 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The connection a chat payload came over.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Link {
+    pub key: PeerKey,
+    pub peer_id: PeerId,
+    pub addr: SocketAddr,
+}
+
+/// What to do with a chat payload that arrived ([`ChatState::receive`]).
+#[derive(Debug, Clone)]
+pub(crate) enum Received {
+    /// Nothing: a repeat, our own line coming back, or over a budget (counted).
+    Ignored,
+    /// Dropped and reported as `Event::ChatDropped` with this reason.
+    Dropped(String),
+    /// Shown as `line` (an `Event::Chat`), and sent on as `payload` to each of `forward`.
+    Shown {
+        line: Event,
+        forward: Vec<PeerKey>,
+        payload: Option<Bytes>,
+    },
+}
+
+impl ChatState {
+    /// A chat payload arrived over `link`; `links` are the chat-capable connections (key
+    /// and peer id) it may be forwarded to. Decides, with no I/O: shown once, forwarded
+    /// with one hop less while hops are left to every other link but its author's, or
+    /// dropped. An error when that connection is flooding and must be cut off.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        us: PeerId,
+        link: &Link,
+        payload: &[u8],
+        links: impl Iterator<Item = (PeerKey, PeerId)>,
+    ) -> Result<Received, Violation> {
+        match self.limits.payload(now, link.key) {
+            Verdict::Pass => {}
+            Verdict::Drop => return Ok(self.ignore(1)),
+            Verdict::Cut(why) => return Err(Violation::ChatFlood(why)),
+        }
+        let m = match ChatMessage::decode(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.dropped += 1;
+                return Ok(Received::Dropped(e.to_string()));
+            }
+        };
+        // A flooding author is cut off if it is the sender; a relay only loses them.
+        match self.limits.author(now, m.origin, m.origin == link.peer_id) {
+            Verdict::Pass => {}
+            Verdict::Drop => return Ok(self.ignore(1)),
+            Verdict::Cut(why) => return Err(Violation::ChatFlood(why)),
+        }
+        let text = sanitize(&m.text);
+        let nick = clean_nick(&m.nick);
+        if text.trim().is_empty() {
+            self.dropped += 1;
+            return Ok(Received::Dropped("chat text is empty once cleaned".into()));
+        }
+        let seen = self.seen.contains(&(m.origin, m.seq));
+        let mut forward = Vec::new();
+        let mut payload = None;
+        if let Some(to) = m.to {
+            // Direct messages travel only over the connection from their author to their
+            // target.
+            let misdirected = to != us || m.origin != link.peer_id;
+            if misdirected {
+                return Ok(self.ignore(1));
+            }
+            if seen || !self.admit(now, link.key, true)? {
+                return Ok(Received::Ignored);
+            }
+            self.remember(&m);
+        } else {
+            if m.origin == us || seen {
+                return Ok(Received::Ignored);
+            }
+            // Only a line about to be shown counts against the link's share and the screen.
+            if !self.admit(now, link.key, m.origin == link.peer_id)? {
+                return Ok(Received::Ignored);
+            }
+            self.remember(&m);
+            let clean = ChatMessage {
+                nick: nick.clone(),
+                text: text.clone(),
+                ..m.clone()
+            };
+            self.keep(clean.clone());
+            if m.hops > 0 {
+                forward = links
+                    .filter(|(k, id)| *k != link.key && *id != m.origin)
+                    .map(|(k, _)| k)
+                    .collect();
+                if !forward.is_empty() {
+                    let onward = ChatMessage {
+                        hops: m.hops - 1,
+                        ..clean
+                    };
+                    payload = Some(Bytes::from(onward.encode()));
+                }
+            }
+        }
+        Ok(Received::Shown {
+            line: Event::Chat {
+                from: m.origin,
+                nick,
+                text,
+                time_ms: m.time_ms,
+                direct: m.to.is_some(),
+                via: link.addr,
+            },
+            forward,
+            payload,
+        })
+    }
+
+    fn ignore(&mut self, dropped: u64) -> Received {
+        self.dropped += dropped;
+        Received::Ignored
+    }
+
+    /// A line of ours (cleaned and checked by the caller) to the room, or to `to` alone:
+    /// the message, remembered (and kept for late joiners when it goes to the room).
+    pub fn compose(&mut self, us: PeerId, to: Option<PeerId>, text: String) -> ChatMessage {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let m = ChatMessage {
+            origin: us,
+            seq,
+            time_ms: now_ms(),
+            nick: self.nick.clone(),
+            text,
+            hops: MAX_HOPS,
+            to,
+        };
+        self.remember(&m);
+        if to.is_none() {
+            self.keep(m.clone());
+        }
+        m
+    }
+}
+
 impl Shared {
-    /// A chat payload arrived from peer `key`. An error when that connection is flooding
-    /// and must be cut off.
+    /// A chat payload arrived from peer `key`: decided by [`ChatState::receive`] under the
+    /// lock, then shown and forwarded. An error when that connection is flooding and must
+    /// be cut off.
     pub(crate) fn chat_received(
         &self,
         key: PeerKey,
@@ -161,110 +306,34 @@ impl Shared {
         addr: SocketAddr,
         payload: &[u8],
     ) -> Result<(), Violation> {
-        let now = Instant::now();
-        {
-            let mut st = self.lock();
-            match st.chat.limits.payload(now, key) {
-                Verdict::Pass => {}
-                Verdict::Drop => {
-                    st.chat.dropped += 1;
-                    return Ok(());
-                }
-                Verdict::Cut(why) => return Err(Violation::ChatFlood(why)),
-            }
-        }
-        let m = match ChatMessage::decode(payload) {
-            Ok(m) => m,
-            Err(e) => {
-                self.lock().chat.dropped += 1;
-                tracing::debug!(%addr, error = %e, "chat message dropped");
-                self.emit(Event::ChatDropped {
-                    addr,
-                    reason: e.to_string(),
-                });
-                return Ok(());
-            }
+        let link = Link {
+            key,
+            peer_id: from,
+            addr,
         };
-        {
+        let (received, cmds) = {
             let mut st = self.lock();
-            // A flooding author is cut off if it is the sender; a relay only loses them.
-            match st.chat.limits.author(now, m.origin, m.origin == from) {
-                Verdict::Pass => {}
-                Verdict::Drop => {
-                    st.chat.dropped += 1;
-                    return Ok(());
-                }
-                Verdict::Cut(why) => return Err(Violation::ChatFlood(why)),
-            }
-        }
-        let text = sanitize(&m.text);
-        let nick = clean_nick(&m.nick);
-        if text.trim().is_empty() {
-            self.lock().chat.dropped += 1;
-            self.emit(Event::ChatDropped {
-                addr,
-                reason: "chat text is empty once cleaned".into(),
-            });
-            return Ok(());
-        }
-        let mut st = self.lock();
-        let mut onward = None;
-        if let Some(to) = m.to {
-            // Direct messages travel only over the connection from their author to their target.
-            let misdirected = to != self.peer_id || m.origin != from;
-            if misdirected || st.chat.seen.contains(&(m.origin, m.seq)) {
-                st.chat.dropped += u64::from(misdirected);
-                return Ok(());
-            }
-            if !st.chat.admit(now, key, true)? {
-                return Ok(());
-            }
-            st.chat.remember(&m);
-        } else {
-            if m.origin == self.peer_id || st.chat.seen.contains(&(m.origin, m.seq)) {
-                return Ok(());
-            }
-            // Only a line about to be shown counts against the link's share and the screen.
-            if !st.chat.admit(now, key, m.origin == from)? {
-                return Ok(());
-            }
-            st.chat.remember(&m);
-            let clean = ChatMessage {
-                nick: nick.clone(),
-                text: text.clone(),
-                ..m.clone()
+            let State { chat, peers, .. } = &mut *st;
+            let received = chat.receive(Instant::now(), self.peer_id, &link, payload, peers.chat_links())?;
+            let cmds = match &received {
+                Received::Shown { forward, .. } => peers.cmds_of(forward),
+                _ => Vec::new(),
             };
-            st.chat.keep(clean.clone());
-            if m.hops > 0 {
-                let targets: Vec<_> = st
-                    .peers
-                    .iter()
-                    .filter(|(k, p)| **k != key && p.chat && p.peer_id != m.origin)
-                    .map(|(_, p)| p.cmd.clone())
-                    .collect();
-                onward = Some((
-                    targets,
-                    ChatMessage {
-                        hops: m.hops - 1,
-                        ..clean
-                    },
-                ));
+            (received, cmds)
+        };
+        match received {
+            Received::Ignored => {}
+            Received::Dropped(reason) => {
+                tracing::debug!(%addr, %reason, "chat message dropped");
+                self.emit(Event::ChatDropped { addr, reason });
             }
-        }
-        drop(st);
-        let direct = m.to.is_some();
-        self.emit(Event::Chat {
-            from: m.origin,
-            nick,
-            text,
-            time_ms: m.time_ms,
-            direct,
-            via: addr,
-        });
-        if let Some((targets, message)) = onward.filter(|(t, _)| !t.is_empty()) {
-            let payload = Bytes::from(message.encode());
-            for cmd in targets {
-                let _ = cmd.try_send(PeerCmd::Chat(payload.clone()));
+            Received::Shown { line, payload, .. } => {
+                self.emit(line);
+                if let Some(payload) = payload {
+                    for cmd in cmds {
+                        let _ = cmd.try_send(PeerCmd::Chat(payload.clone()));
+                    }
+                }
             }
         }
         Ok(())
@@ -313,29 +382,13 @@ impl Shared {
                 Some((named[i].peer_id, cmds[i].clone()))
             }
         };
-        let seq = st.chat.next_seq;
-        st.chat.next_seq += 1;
-        let m = ChatMessage {
-            origin: self.peer_id,
-            seq,
-            time_ms: now_ms(),
-            nick: st.chat.nick.clone(),
-            text,
-            hops: MAX_HOPS,
-            to: target.as_ref().map(|(id, _)| *id),
-        };
-        st.chat.remember(&m);
+        let m = st
+            .chat
+            .compose(self.peer_id, target.as_ref().map(|(id, _)| *id), text);
         let payload = Bytes::from(m.encode());
         let cmds: Vec<_> = match target {
             Some((_, cmd)) => vec![cmd],
-            None => {
-                st.chat.keep(m);
-                st.peers
-                    .values()
-                    .filter(|p| p.chat)
-                    .map(|p| p.cmd.clone())
-                    .collect()
-            }
+            None => st.peers.cmds(true),
         };
         drop(st);
         for cmd in cmds {
@@ -394,5 +447,151 @@ mod tests {
         assert_eq!(c.history.front().unwrap().seq, 10);
         assert_eq!(clean_nick("\x1b[31m  "), "anon");
         assert_eq!(clean_nick(&"é".repeat(40)).len(), 32);
+    }
+
+    const US: PeerId = PeerId([1; 20]);
+
+    fn link(n: u8) -> Link {
+        Link {
+            key: u64::from(n),
+            peer_id: PeerId([n; 20]),
+            addr: SocketAddr::from(([10, 0, 0, n], 6881)),
+        }
+    }
+
+    fn msg(origin: u8, seq: u64, hops: u8, to: Option<PeerId>) -> Vec<u8> {
+        ChatMessage {
+            origin: PeerId([origin; 20]),
+            seq,
+            time_ms: 5,
+            nick: "n".into(),
+            text: format!("line {seq}"),
+            hops,
+            to,
+        }
+        .encode()
+    }
+
+    /// Chat-capable links 2, 3 and 4.
+    fn links() -> impl Iterator<Item = (PeerKey, PeerId)> {
+        [2u8, 3, 4].into_iter().map(|n| (link(n).key, link(n).peer_id))
+    }
+
+    fn shown(r: Received) -> (String, bool, Vec<PeerKey>, Option<ChatMessage>) {
+        match r {
+            Received::Shown {
+                line: Event::Chat { text, direct, .. },
+                forward,
+                payload,
+            } => (
+                text,
+                direct,
+                forward,
+                payload.map(|p| ChatMessage::decode(&p).unwrap()),
+            ),
+            other => panic!("not shown: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_room_line_is_shown_once_and_forwarded_with_one_hop_less_to_the_others() {
+        let mut c = ChatState::new("me");
+        let now = Instant::now();
+        // Written by 9 (not connected to us), relayed by 2.
+        let (text, direct, forward, onward) = shown(
+            c.receive(now, US, &link(2), &msg(9, 1, 6, None), links())
+                .unwrap(),
+        );
+        assert_eq!((text.as_str(), direct), ("line 1", false));
+        assert_eq!(
+            forward,
+            vec![link(3).key, link(4).key],
+            "not back to the link it came over"
+        );
+        let onward = onward.unwrap();
+        assert_eq!((onward.hops, onward.origin, onward.seq), (5, PeerId([9; 20]), 1));
+        // The same (origin, seq) again, over another link: not shown, not forwarded.
+        let again = c
+            .receive(now, US, &link(3), &msg(9, 1, 5, None), links())
+            .unwrap();
+        assert!(matches!(again, Received::Ignored), "{again:?}");
+        assert_eq!(c.history.len(), 1);
+    }
+
+    #[test]
+    fn no_hops_left_is_shown_but_not_forwarded_and_never_to_its_author() {
+        let mut c = ChatState::new("me");
+        let now = Instant::now();
+        let (_, _, forward, onward) = shown(
+            c.receive(now, US, &link(2), &msg(9, 1, 0, None), links())
+                .unwrap(),
+        );
+        assert!(forward.is_empty() && onward.is_none());
+        // Written by 3, relayed by 2: 3 does not get its own line back.
+        let (_, _, forward, _) = shown(
+            c.receive(now, US, &link(2), &msg(3, 1, 6, None), links())
+                .unwrap(),
+        );
+        assert_eq!(forward, vec![link(4).key]);
+        // Our own line coming back is not shown.
+        let own = c
+            .receive(now, US, &link(2), &msg(1, 7, 6, None), links())
+            .unwrap();
+        assert!(matches!(own, Received::Ignored));
+    }
+
+    #[test]
+    fn direct_messages_come_only_from_their_author_to_us_and_go_nowhere_else() {
+        let mut c = ChatState::new("me");
+        let now = Instant::now();
+        let (text, direct, forward, onward) = shown(
+            c.receive(now, US, &link(2), &msg(2, 1, 6, Some(US)), links())
+                .unwrap(),
+        );
+        assert_eq!((text.as_str(), direct), ("line 1", true));
+        assert!(forward.is_empty() && onward.is_none());
+        assert!(c.history.is_empty(), "direct lines are not history");
+        // Relayed by someone else (a forged author), or meant for another peer: dropped.
+        for (via, origin, to) in [(3, 2, US), (2, 2, PeerId([7; 20]))] {
+            let r = c
+                .receive(now, US, &link(via), &msg(origin, 2, 6, Some(to)), links())
+                .unwrap();
+            assert!(matches!(r, Received::Ignored), "{r:?}");
+        }
+        assert_eq!(c.dropped, 2);
+    }
+
+    #[test]
+    fn junk_and_empty_lines_are_dropped_with_a_reason() {
+        let mut c = ChatState::new("me");
+        let now = Instant::now();
+        let r = c.receive(now, US, &link(2), b"not bencode", links()).unwrap();
+        assert!(
+            matches!(&r, Received::Dropped(why) if why.contains("malformed")),
+            "{r:?}"
+        );
+        let blank = ChatMessage {
+            text: "\x1b[2J \u{202e}".into(),
+            ..ChatMessage::decode(&msg(9, 1, 6, None)).unwrap()
+        };
+        let r = c.receive(now, US, &link(2), &blank.encode(), links()).unwrap();
+        assert!(
+            matches!(&r, Received::Dropped(why) if why.contains("empty")),
+            "{r:?}"
+        );
+        assert_eq!(c.dropped, 2);
+    }
+
+    #[test]
+    fn composed_lines_are_remembered_so_their_echo_is_ignored() {
+        let mut c = ChatState::new("me");
+        let m = c.compose(US, None, "hi".into());
+        assert_eq!((m.hops, m.origin, c.history.len()), (MAX_HOPS, US, 1));
+        let d = c.compose(US, Some(PeerId([2; 20])), "psst".into());
+        assert_eq!((d.seq, c.history.len()), (m.seq + 1, 1));
+        let echo = c
+            .receive(Instant::now(), US, &link(2), &m.encode(), links())
+            .unwrap();
+        assert!(matches!(echo, Received::Ignored));
     }
 }

@@ -32,38 +32,90 @@ fn rechoke(shared: &Shared, rotate_optimistic: bool) {
     {
         let mut st = shared.lock();
         let seeding = st.picker.is_complete();
-        let candidates: Vec<Candidate> = st
+        let seen: Vec<Seen> = st
             .peers
             .iter()
-            .filter(|(_, p)| p.interested)
-            .map(|(k, p)| Candidate {
+            .map(|(k, p)| Seen {
                 key: *k,
+                interested: p.interested,
                 rate: if seeding {
                     p.up - p.up_at_rechoke
                 } else {
                     p.down - p.down_at_rechoke
                 },
+                choking: p.am_choking,
             })
             .collect();
         let pick = rand::random::<u32>() as usize;
-        let (unchoke, optimistic) = choose(&candidates, slots, st.optimistic, rotate_optimistic, pick);
-        st.optimistic = optimistic;
-        for (k, p) in st.peers.iter_mut() {
+        let plan = plan(&seen, slots, st.optimistic, rotate_optimistic, pick);
+        st.optimistic = plan.optimistic;
+        for p in st.peers.values_mut() {
             p.up_at_rechoke = p.up;
             p.down_at_rechoke = p.down;
-            let want = unchoke.contains(k);
-            if want == p.am_choking {
-                p.am_choking = !want;
-                cmds.push((
-                    p.cmd.clone(),
-                    if want { PeerCmd::Unchoke } else { PeerCmd::Choke },
-                ));
+        }
+        for (keys, unchoke) in [(&plan.unchoke, true), (&plan.choke, false)] {
+            for k in keys {
+                if let Some(p) = st.peers.get_mut(k) {
+                    p.am_choking = !unchoke;
+                    cmds.push((
+                        p.cmd.clone(),
+                        if unchoke { PeerCmd::Unchoke } else { PeerCmd::Choke },
+                    ));
+                }
             }
         }
     }
     for (cmd, c) in cmds {
         let _ = cmd.try_send(c);
     }
+}
+
+/// A connected peer as one rechoke round sees it.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    key: PeerKey,
+    interested: bool,
+    /// Bytes it gave us (or, once we seed, took) since the last round.
+    rate: u64,
+    /// We are choking it now.
+    choking: bool,
+}
+
+/// What a round changes: whom to unchoke and whom to choke (only peers whose state
+/// changes), and the optimistic peer from now on.
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    unchoke: Vec<PeerKey>,
+    choke: Vec<PeerKey>,
+    optimistic: Option<PeerKey>,
+}
+
+/// One rechoke round over `peers` ([`choose`] among the interested), as changes.
+fn plan(peers: &[Seen], slots: usize, optimistic: Option<PeerKey>, rotate: bool, pick: usize) -> Plan {
+    let candidates: Vec<Candidate> = peers
+        .iter()
+        .filter(|p| p.interested)
+        .map(|p| Candidate {
+            key: p.key,
+            rate: p.rate,
+        })
+        .collect();
+    let (chosen, optimistic) = choose(&candidates, slots, optimistic, rotate, pick);
+    let mut plan = Plan {
+        unchoke: Vec::new(),
+        choke: Vec::new(),
+        optimistic,
+    };
+    for p in peers {
+        match (chosen.contains(&p.key), p.choking) {
+            (true, true) => plan.unchoke.push(p.key),
+            (false, false) => plan.choke.push(p.key),
+            _ => {}
+        }
+    }
+    plan.unchoke.sort_unstable();
+    plan.choke.sort_unstable();
+    plan
 }
 
 /// An interested peer and what it moved since the last round (bytes).
@@ -128,5 +180,59 @@ mod tests {
         set.sort_unstable();
         assert_eq!(set, vec![7, 8]);
         assert_eq!(choose(&[], 8, Some(3), false, 0), (vec![], None));
+    }
+
+    fn seen(key: PeerKey, interested: bool, rate: u64, choking: bool) -> Seen {
+        Seen {
+            key,
+            interested,
+            rate,
+            choking,
+        }
+    }
+
+    #[test]
+    fn a_round_changes_only_what_must_change() {
+        // 1 and 2 are unchoked now; 2 lost interest, 3 gives the most, 4 gives nothing.
+        let peers = [
+            seen(1, true, 100, false),
+            seen(2, false, 900, false),
+            seen(3, true, 500, true),
+            seen(4, true, 0, true),
+        ];
+        // Two slots: the best (3) and an optimistic one among the rest (1 or 4).
+        let p = plan(&peers, 2, Some(1), false, 0);
+        assert_eq!(
+            p,
+            Plan {
+                unchoke: vec![3],
+                choke: vec![2],
+                optimistic: Some(1)
+            }
+        );
+        // Rotating the optimistic unchoke moves it from 1 to 4.
+        let p = plan(&peers, 2, Some(1), true, 0);
+        assert_eq!(
+            p,
+            Plan {
+                unchoke: vec![3, 4],
+                choke: vec![1, 2],
+                optimistic: Some(4)
+            }
+        );
+    }
+
+    #[test]
+    fn nobody_interested_chokes_everyone_unchoked() {
+        let peers = [seen(1, false, 5, false), seen(2, false, 0, true)];
+        let p = plan(&peers, 4, Some(1), false, 0);
+        assert_eq!(
+            p,
+            Plan {
+                unchoke: vec![],
+                choke: vec![1],
+                optimistic: None
+            }
+        );
     }
 }

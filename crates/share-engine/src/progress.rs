@@ -33,7 +33,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
         // A partial fetch counts the pieces it wants (all of them without a selection).
         let progress = st.picker.progress();
-        let seeders = st.peers.values().filter(|p| p.has.is_full()).count();
+        let seeders = st.peers.seeders();
         st.stats = Stats {
             have_bytes: progress.have_bytes,
             total_bytes: progress.total_bytes,

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Refusal;
 use crate::picker::PeerKey;
-use crate::torrent::{PeerCmd, PeerEntry, Shared, State};
+use crate::torrent::{PeerCmd, Shared, State};
 
 /// What one registered connection is doing, as the choice of a victim sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,20 +70,9 @@ pub(crate) fn choose_victim(slots: &[SlotView], interest_grace: Duration) -> Opt
         .map(|s| s.key)
 }
 
-impl PeerEntry {
-    /// Moves `active_at` to `now` if payload moved since the last sample.
-    pub(crate) fn note_activity(&mut self, now: Instant) {
-        let moved = self.down + self.up;
-        if moved != self.moved {
-            self.moved = moved;
-            self.active_at = now;
-        }
-    }
-}
-
 /// Registered connections that are not on their way out.
 pub(crate) fn live_peers(st: &State) -> usize {
-    st.peers.values().filter(|p| !p.displaced).count()
+    st.peers.live()
 }
 
 /// Connections of `ip`: registered (not on their way out) and in their handshake.

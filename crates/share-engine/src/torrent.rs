@@ -7,7 +7,7 @@
 //! writer, `peer.rs`), the tracker client, the choker, the progress ticker, and one short task
 //! per piece being verified. All are tracked and stop on the torrent's cancellation token.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +19,7 @@ use share_proto::geometry::Geometry;
 use share_proto::metainfo::Metainfo;
 use share_proto::{InfoHash, PeerId};
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
+use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -76,44 +76,19 @@ pub(crate) enum PeerCmd {
     Close(String),
 }
 
-/// A connected peer, as the rest of the torrent sees it.
-#[derive(Debug)]
-pub(crate) struct PeerEntry {
-    pub addr: SocketAddr,
-    pub peer_id: PeerId,
-    pub has: Bitfield,
-    pub cmd: mpsc::Sender<PeerCmd>,
-    pub am_choking: bool,
-    pub interested: bool,
-    pub down: u64,
-    pub up: u64,
-    pub down_at_rechoke: u64,
-    pub up_at_rechoke: u64,
-    pub dialed: Option<SocketAddr>,
-    /// Where it accepts connections: the dialed address, or its address with the BEP 10 `p`
-    /// it sent. Never dialed while this connection lives.
-    pub listen: Option<SocketAddr>,
-    /// Told to close to make room for a newcomer; no longer counted in the slots.
-    pub displaced: bool,
-    /// Payload bytes both ways at the last activity sample (`slots.rs`).
-    pub moved: u64,
-    /// When payload last moved (or when it registered).
-    pub active_at: std::time::Instant,
-    pub nick: Option<String>,
-    pub client: Option<String>,
-    pub chat: bool,
-}
+pub(crate) use crate::peers::PeerEntry;
 
 /// Everything mutable about a torrent, under its one lock.
 #[derive(Debug)]
 pub(crate) struct State {
     pub picker: Picker,
-    pub peers: HashMap<PeerKey, PeerEntry>,
-    /// Pieces in the order they were verified; each peer task sends HAVEs from its position.
-    pub have_log: Vec<u32>,
-    pub banned: HashSet<PeerId>,
-    pub banned_addrs: HashSet<SocketAddr>,
-    pub strikes: HashMap<PeerId, u32>,
+    /// The registered connections (`peers.rs`).
+    pub peers: crate::peers::Peers,
+    /// Pieces in the order they were verified; each peer task sends HAVEs from its
+    /// position (`have_log.rs`).
+    pub have_log: crate::have_log::HaveLog,
+    /// Banned peers and strikes (`conduct.rs`).
+    pub bans: crate::conduct::Bans,
     pub connecting: HashSet<SocketAddr>,
     /// Addresses waiting for a connection slot.
     pub candidates: Candidates,
@@ -139,7 +114,7 @@ pub(crate) struct State {
 impl State {
     /// Where the connected peers accept connections (those we know of).
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
-        self.peers.values().filter_map(|p| p.listen).collect()
+        self.peers.listen_addrs()
     }
 }
 
@@ -444,8 +419,7 @@ impl Shared {
         let mut st = self.lock();
         let complete = st.picker.verified(piece, ok);
         if ok {
-            st.have_log.push(piece.get());
-            let n = st.have_log.len();
+            let n = st.have_log.push(piece.get());
             drop(st);
             self.have_changed.send_replace(n);
             self.emit(Event::PieceVerified {
@@ -457,14 +431,7 @@ impl Shared {
             }
             return;
         }
-        let mut bans = Vec::new();
-        for (_, id) in &from {
-            let strikes = st.strikes.entry(*id).or_insert(0);
-            *strikes += 1;
-            if from.len() == 1 || *strikes >= self.config.ban_strikes {
-                bans.push(*id);
-            }
-        }
+        let bans = st.bans.piece_failed(&ids, self.config.ban_strikes);
         drop(st);
         self.emit(Event::PieceFailed {
             piece: piece.get(),
@@ -481,18 +448,9 @@ impl Shared {
     /// Bans a peer id: its connections close and it is refused from now on.
     pub fn ban(&self, peer_id: PeerId, reason: String) {
         let mut st = self.lock();
-        st.banned.insert(peer_id);
-        let victims: Vec<_> = st
-            .peers
-            .values()
-            .filter(|p| p.peer_id == peer_id)
-            .map(|p| (p.addr, p.dialed, p.cmd.clone()))
-            .collect();
-        for (_, dialed, _) in &victims {
-            if let Some(a) = dialed {
-                st.banned_addrs.insert(*a);
-            }
-        }
+        let victims = st.peers.with_id(&peer_id);
+        st.bans
+            .ban(peer_id, victims.iter().filter_map(|(_, dialed, _)| *dialed));
         drop(st);
         for (addr, _, cmd) in victims {
             let _ = cmd.try_send(PeerCmd::Close(format!("banned: {reason}")));
@@ -676,9 +634,9 @@ impl Torrent {
             (Mode::Fetch, Some(trusted)) => trusted,
             (Mode::Fetch | Mode::Chat, _) => Bitfield::new(geometry.piece_count()),
         };
-        let have_log: Vec<u32> = match mode {
-            Mode::Fetch => have.ones().collect(),
-            Mode::Seed | Mode::Chat => Vec::new(),
+        let have_log = match mode {
+            Mode::Fetch => crate::have_log::HaveLog::from_pieces(have.ones()),
+            Mode::Seed | Mode::Chat => crate::have_log::HaveLog::default(),
         };
         let mut picker = Picker::new(geometry, have, buffer_budget(&config, geometry));
         if mode == Mode::Fetch {
@@ -713,11 +671,9 @@ impl Torrent {
         }
         let state = State {
             picker,
-            peers: HashMap::new(),
+            peers: crate::peers::Peers::default(),
             have_log,
-            banned: HashSet::new(),
-            banned_addrs: HashSet::new(),
-            strikes: HashMap::new(),
+            bans: crate::conduct::Bans::default(),
             connecting: HashSet::new(),
             candidates: Candidates::new(MAX_CANDIDATES),
             self_addrs: HashSet::new(),
@@ -904,7 +860,7 @@ impl Torrent {
         let cmds: Vec<_> = {
             let mut st = self.shared.lock();
             st.chat.nick = clean.clone();
-            st.peers.values().map(|p| p.cmd.clone()).collect()
+            st.peers.cmds(false)
         };
         for cmd in cmds {
             let _ = cmd.try_send(PeerCmd::Greet);
@@ -980,7 +936,7 @@ impl Shared {
         )
         .with_wanted(st.picker.wanted().clone());
         st.picker.start_at(rand::random::<u32>());
-        st.have_log = have.ones().collect();
+        st.have_log = crate::have_log::HaveLog::from_pieces(have.ones());
         let n = st.have_log.len();
         let complete = st.picker.is_complete();
         drop(st);

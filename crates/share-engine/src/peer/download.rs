@@ -107,7 +107,7 @@ impl Conn {
         let picked = {
             let mut st = self.shared.lock();
             let st = &mut *st;
-            let has = &st.peers[&self.key].has;
+            let has = &st.peers.get(&self.key).expect("registered").has;
             st.picker.pick(self.key, has, want)
         };
         for b in picked {

@@ -67,14 +67,14 @@ pub(super) fn register(
     if theirs.peer_id == shared.peer_id {
         return Err(Refusal::Ourselves.into());
     }
-    if st.banned.contains(&theirs.peer_id) {
+    if st.bans.is_banned(&theirs.peer_id) {
         return Err(Refusal::Banned.into());
     }
-    if st.peers.values().any(|p| p.peer_id == theirs.peer_id) {
+    if st.peers.has_id(&theirs.peer_id) {
         return Err(Refusal::AlreadyConnected.into());
     }
     if dialed {
-        if let Some(p) = st.peers.values().find(|p| p.listen == Some(addr)) {
+        if let Some(p) = st.peers.listening_at(addr) {
             return Err(Refusal::AlreadyConnectedAt {
                 other: p.addr,
                 listen: addr,

@@ -1,5 +1,5 @@
 //! What we tell a peer we have: the bitfield in our greeting, then a HAVE for every piece
-//! verified after it, from the torrent's log of verified pieces (`State::have_log`).
+//! verified after it, from the torrent's log of verified pieces (`have_log.rs`).
 //!
 //! No piece may fall between the two. The greeting reads the log's length under the lock,
 //! and a verification appends to the log under the lock and then wakes the `have_changed`
@@ -54,9 +54,9 @@ impl Conn {
     pub(super) fn send_haves(&mut self) -> Result<Option<String>, PeerError> {
         let (new, wanted, complete, peer_full): (Vec<u32>, bool, bool, bool) = {
             let st = self.shared.lock();
-            let new = st.have_log[self.told.min(st.have_log.len())..].to_vec();
-            self.told = st.have_log.len();
-            let entry = &st.peers[&self.key];
+            let (new, told) = st.have_log.since(self.told);
+            self.told = told;
+            let entry = st.peers.get(&self.key).expect("registered");
             (
                 new,
                 st.picker.wants_from(&entry.has),

@@ -132,7 +132,7 @@ pub(crate) async fn run(
     conn.announce(None);
     {
         let mut st = shared.lock();
-        if let Some(entry) = st.peers.remove(&key) {
+        if let Some(entry) = st.peers.remove(key) {
             st.picker.remove_peer(key, &entry.has);
         }
         st.chat.limits.forget_link(key);
@@ -430,7 +430,7 @@ impl Conn {
             Message::Interested => {
                 let unchoke = {
                     let mut st = self.shared.lock();
-                    let unchoked = st.peers.values().filter(|p| !p.am_choking).count();
+                    let unchoked = st.peers.unchoked();
                     let entry = st.peers.get_mut(&self.key).expect("registered");
                     entry.interested = true;
                     let free = entry.am_choking && unchoked < self.shared.config.upload_slots;
