@@ -171,3 +171,139 @@ fn what_names_one_output_is_refused_for_several() {
     );
     assert!(!Path::new("one.torrent").exists());
 }
+
+/// The pieces each torrent (by name) verified in a run.
+fn verified_by_name(run: &Proc, names: &std::collections::HashMap<u64, String>) -> HashSet<(String, u64)> {
+    run.seen
+        .iter()
+        .filter(|v| v["event"] == "piece_verified")
+        .map(|v| {
+            (
+                names[&v["torrent"].as_u64().unwrap()].clone(),
+                v["piece"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Torrent id to name, from a run's `fetching` lines.
+fn names_of(run: &mut Proc, n: usize) -> std::collections::HashMap<u64, String> {
+    (0..n)
+        .map(|_| {
+            let v = run.wait_event(60, "fetching");
+            (
+                v["torrent"].as_u64().unwrap(),
+                v["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_session_killed_with_three_transfers_under_way_resumes_them_all_and_rehashes_no_complete_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.bin");
+    let b = dir.path().join("b.bin");
+    let c = dir.path().join("c.bin");
+    std::fs::write(&small, pattern(256 * 1024, 7)).unwrap();
+    std::fs::write(&b, pattern(8 * 1024 * 1024, 8)).unwrap();
+    std::fs::write(&c, pattern(8 * 1024 * 1024, 9)).unwrap();
+    let mut args = seed_args(&small, &["--json", "--piece-size", "64K"]);
+    args.insert(2, b.to_str().unwrap());
+    args.insert(3, c.to_str().unwrap());
+    let mut seeder = Proc::share(&args);
+    let manifests: Vec<String> = (0..3)
+        .map(|_| {
+            seeder.wait_event(60, "seeding")["manifest"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let out = dir.path().join("got");
+    let state = dir.path().join("state");
+    let run = |extra: &[&str]| {
+        let mut a: Vec<&str> = vec!["fetch"];
+        a.extend(manifests.iter().map(String::as_str));
+        a.extend(["-d", out.to_str().unwrap(), "--port", "0", "--json", "--no-seed"]);
+        a.extend(["--state-dir", state.to_str().unwrap()]);
+        a.extend(extra);
+        Proc::share(&a)
+    };
+
+    // Slowed to 2 MiB/s: the small file completes at once, the two others are under way
+    // when the session is killed.
+    let mut first = run(&["--max-down", "2M"]);
+    let names = names_of(&mut first, 3);
+    let id = |name: &str| *names.iter().find(|(_, n)| n.as_str() == name).unwrap().0;
+    first.wait(60, "the small file complete", |v| {
+        v["event"] == "complete" && v["torrent"] == id("small.bin")
+    });
+    let pieces_of = |p: &Proc, t: u64| {
+        p.seen
+            .iter()
+            .filter(|v| v["event"] == "piece_verified" && v["torrent"] == t)
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pieces_of(&first, id("b.bin")) < 8 || pieces_of(&first, id("c.bin")) < 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b and c under way: {:?}",
+            first.seen
+        );
+        first.wait(60, "a verified piece", |v| v["event"] == "piece_verified");
+    }
+    first.signal("KILL");
+    assert_eq!(first.exit_code(30), None, "killed: {}", first.stderr());
+    let before = verified_by_name(&first, &names);
+    for name in ["b.bin", "c.bin"] {
+        let n = before.iter().filter(|(t, _)| t == name).count();
+        assert!(
+            (8..128).contains(&n),
+            "{name} half-done when killed: {n} of 128 pieces"
+        );
+    }
+
+    let mut again = run(&[]);
+    let names = names_of(&mut again, 3);
+    let mut complete = HashSet::new();
+    while complete.len() < 3 {
+        let v = again.wait_event(120, "complete");
+        complete.insert(v["torrent"].as_u64().unwrap());
+    }
+    assert_eq!(again.exit_code(30), Some(0), "{}", again.stderr());
+    let now = verified_by_name(&again, &names);
+    let refetched: Vec<_> = now.intersection(&before).collect();
+    assert!(
+        refetched.is_empty(),
+        "pieces verified before the kill fetched again: {refetched:?}"
+    );
+    let id = |name: &str| *names.iter().find(|(_, n)| n.as_str() == name).unwrap().0;
+    let checked: HashSet<u64> = again
+        .seen
+        .iter()
+        .filter(|v| v["event"] == "checking")
+        .map(|v| v["torrent"].as_u64().unwrap())
+        .collect();
+    assert!(
+        !checked.contains(&id("small.bin")),
+        "the complete file was hashed again: {checked:?}"
+    );
+    assert!(
+        checked.contains(&id("b.bin")) && checked.contains(&id("c.bin")),
+        "the half-done files, written after their last record, were checked: {checked:?}"
+    );
+    assert!(
+        !now.iter().any(|(t, _)| t == "small.bin"),
+        "nothing of the complete file fetched"
+    );
+    for (got, want) in [("small.bin", &small), ("b.bin", &b), ("c.bin", &c)] {
+        assert!(
+            std::fs::read(out.join(got)).unwrap() == std::fs::read(want).unwrap(),
+            "{got} is byte-identical"
+        );
+    }
+    seeder.signal("INT");
+    assert_eq!(seeder.exit_code(30), Some(0), "{}", seeder.stderr());
+}

@@ -33,6 +33,8 @@
 //! peer leaves, the retry starts over with the next peer that takes it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use share_proto::aligned::{aligned_vec, page_offset};
 use share_proto::bitfield::Bitfield;
@@ -134,6 +136,8 @@ pub struct Picker {
     missing: u32,
     buffered: u64,
     max_buffered: u64,
+    /// The session's budget over all its torrents, which `buffered` is also charged to.
+    budget: Option<Arc<MemoryBudget>>,
     /// Where the search for a new piece starts: ties in rarity go to the first piece from
     /// here, so a download proceeds in long sequential runs (disk locality) from a point that
     /// differs between peers (so fetchers hold different pieces to trade).
@@ -169,9 +173,21 @@ impl Picker {
             missing,
             buffered: 0,
             max_buffered,
+            budget: None,
             start: 0,
             spare: Vec::new(),
         }
+    }
+
+    /// Charges the bytes of pieces in progress to `budget` too, shared with the session's
+    /// other torrents: a new piece starts only within both (or when this torrent has none in
+    /// progress, so that no torrent starves).
+    pub fn with_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
+        if let Some(old) = self.budget.replace(budget.clone()) {
+            old.give_back(self.buffered);
+        }
+        budget.take(self.buffered);
+        self
     }
 
     /// Starts the search for new pieces at `piece` (see `start`).
@@ -367,8 +383,13 @@ impl Picker {
             };
             let piece = PieceIndex::from_picker(self.geometry, i);
             let len = self.geometry.len_of(piece) as u64;
-            if self.buffered > 0 && self.buffered + len > self.max_buffered {
+            if self.buffered > 0 && !self.room_for(len) {
                 break;
+            }
+            if self.buffered == 0 {
+                if let Some(b) = &self.budget {
+                    b.take(len);
+                }
             }
             self.start(piece, peer);
             let p = self.partial.get_mut(&i).expect("just started");
@@ -502,10 +523,16 @@ impl Picker {
         }
     }
 
+    /// Whether a new piece of `len` bytes fits this torrent's budget and (charging it
+    /// there) the session's.
+    fn room_for(&self, len: u64) -> bool {
+        self.buffered + len <= self.max_buffered && self.budget.as_ref().is_none_or(|b| b.try_take(len))
+    }
+
     /// Takes back the buffer of a piece that was hashed (and written), for reuse.
     pub fn recycle(&mut self, buf: Vec<u8>) {
         let keep = (self.max_buffered / u64::from(self.geometry.piece_len()).max(1)).max(1) as usize;
-        if self.spare.len() < keep {
+        if self.spare.len() < keep && !self.is_complete() {
             self.spare.push(buf);
         }
     }
@@ -514,9 +541,11 @@ impl Picker {
     /// Returns whether the torrent just completed.
     pub fn verified(&mut self, piece: PieceIndex, ok: bool) -> bool {
         let i = piece.as_usize();
-        self.buffered = self
-            .buffered
-            .saturating_sub(u64::from(self.geometry.len_of(piece)));
+        let len = u64::from(self.geometry.len_of(piece)).min(self.buffered);
+        self.buffered -= len;
+        if let Some(b) = &self.budget {
+            b.give_back(len);
+        }
         if self.state[i] != PieceState::Verifying {
             return false;
         }
@@ -524,7 +553,12 @@ impl Picker {
             self.state[i] = PieceState::Have;
             self.have.set(piece);
             self.wanted_left = self.wanted_left.saturating_sub(1);
-            self.is_complete()
+            let complete = self.is_complete();
+            if complete {
+                // Nothing more to fetch: the spare buffers go back to the allocator.
+                self.spare = Vec::new();
+            }
+            complete
         } else {
             self.state[i] = PieceState::Missing;
             self.failed_before[i] = true;
@@ -556,6 +590,62 @@ impl FromPicker for PieceIndex {
     fn from_picker(g: Geometry, i: u32) -> PieceIndex {
         g.piece(i)
             .expect("the picker only holds indexes inside the torrent")
+    }
+}
+
+impl Drop for Picker {
+    /// Pieces still in progress when a torrent stops (or its picker is replaced after a
+    /// check) give their bytes back to the session.
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.give_back(self.buffered);
+        }
+    }
+}
+
+/// Bytes of pieces in progress over every torrent of a session (`SessionConfig::
+/// max_buffered_bytes`): with each torrent's own `max_buffered_bytes`, what bounds a
+/// session's memory however many torrents download at once. A torrent with nothing in
+/// progress may always start one piece, so the total can pass the limit by at most one
+/// piece per downloading torrent.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    used: AtomicU64,
+    limit: u64,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Arc<Self> {
+        Arc::new(Self {
+            used: AtomicU64::new(0),
+            limit,
+        })
+    }
+
+    /// Bytes charged now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Charges `n` bytes if they fit.
+    fn try_take(&self, n: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u + n <= self.limit).then_some(u + n)
+            })
+            .is_ok()
+    }
+
+    /// Charges `n` bytes whether they fit or not.
+    fn take(&self, n: u64) {
+        self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn give_back(&self, n: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(n)));
     }
 }
 

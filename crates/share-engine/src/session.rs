@@ -84,6 +84,10 @@ pub struct SessionConfig {
     /// Torrents checking their existing data at once: checks read the disk flat out, and
     /// two at once only make both slower.
     pub checks_at_once: usize,
+    /// Bytes of pieces in progress (held in memory until verified) over all torrents; each
+    /// torrent also keeps within its own `Config::max_buffered_bytes`. A torrent with
+    /// nothing in progress may always start one piece (`picker::MemoryBudget`).
+    pub max_buffered_bytes: u64,
     /// Upload and download rates shared by every torrent of the session (`limits.rs`).
     /// Default: unlimited.
     pub limits: Limits,
@@ -104,6 +108,7 @@ impl Default for SessionConfig {
             handshake_timeout: Duration::from_secs(10),
             hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             checks_at_once: 1,
+            max_buffered_bytes: 64 * 1024 * 1024,
             limits: Limits::default(),
             state_dir: None,
         }
@@ -124,6 +129,8 @@ impl SessionConfig {
             handshake_timeout: config.handshake_timeout,
             hash_workers: config.hash_workers,
             checks_at_once: 1,
+            // The torrent's own budget is the one in charge.
+            max_buffered_bytes: u64::MAX,
             limits: config.limits.clone(),
             state_dir: None,
         }
@@ -169,6 +176,8 @@ pub(crate) struct Core {
     pub listen_addr: SocketAddr,
     pub hash_permits: Arc<Semaphore>,
     pub check_permits: Semaphore,
+    /// Bytes of pieces in progress over all torrents.
+    pub memory: Arc<crate::picker::MemoryBudget>,
     pub connections: Arc<Semaphore>,
     pub dials: Semaphore,
     pub events: broadcast::Sender<SessionEvent>,
@@ -398,6 +407,7 @@ impl Session {
             listen_addr,
             hash_permits: Arc::new(Semaphore::new(config.hash_workers.max(1))),
             check_permits: Semaphore::new(config.checks_at_once.max(1)),
+            memory: crate::picker::MemoryBudget::new(config.max_buffered_bytes),
             connections: Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS))),
             dials: Semaphore::new(config.max_dials.clamp(1, Semaphore::MAX_PERMITS)),
             events: broadcast::channel(4096).0,

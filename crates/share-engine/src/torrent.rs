@@ -638,7 +638,8 @@ impl Torrent {
             Mode::Fetch => crate::have_log::HaveLog::from_pieces(have.ones()),
             Mode::Seed | Mode::Chat => crate::have_log::HaveLog::default(),
         };
-        let mut picker = Picker::new(geometry, have, buffer_budget(&config, geometry));
+        let mut picker =
+            Picker::new(geometry, have, buffer_budget(&config, geometry)).with_budget(core.memory.clone());
         if mode == Mode::Fetch {
             picker = picker.with_wanted(crate::selection::wanted(&meta, &config)?);
         }
@@ -934,6 +935,7 @@ impl Shared {
             have.clone(),
             buffer_budget(&self.config, self.geometry),
         )
+        .with_budget(self.session.memory.clone())
         .with_wanted(st.picker.wanted().clone());
         st.picker.start_at(rand::random::<u32>());
         st.have_log = crate::have_log::HaveLog::from_pieces(have.ones());

@@ -324,3 +324,32 @@ fn wanted_bytes_count_the_short_last_piece() {
     assert_eq!(all.progress().have_bytes, 3 * u64::from(B) + 100);
     assert_eq!(all.have_bytes(), 3 * u64::from(B) + 100);
 }
+
+#[test]
+fn torrents_of_one_session_share_its_memory_budget_and_none_starves() {
+    let g = geometry(8, 1);
+    let piece = u64::from(B);
+    let budget = MemoryBudget::new(3 * piece);
+    let all = Bitfield::full(8);
+    let mut a = Picker::new(g, Bitfield::new(8), u64::MAX).with_budget(budget.clone());
+    let mut b = Picker::new(g, Bitfield::new(8), u64::MAX).with_budget(budget.clone());
+    a.add_peer(&all);
+    b.add_peer(&all);
+    // A takes the whole session budget.
+    let got_a = a.pick(1, &all, 10);
+    assert_eq!(got_a.len(), 3);
+    assert_eq!(budget.used(), 3 * piece);
+    // B has nothing in progress: it may start one piece anyway, but no second.
+    assert_eq!(b.pick(1, &all, 10).len(), 1);
+    assert_eq!(budget.used(), 4 * piece);
+    // A piece of A verified gives its bytes back; a dropped picker gives back the rest.
+    let done = deliver(&mut a, 1, &got_a[..1]);
+    assert_eq!(done.len(), 1);
+    a.verified(done[0].piece, true);
+    assert_eq!(budget.used(), 3 * piece);
+    assert!(b.pick(1, &all, 10).is_empty(), "still full");
+    drop(a);
+    assert_eq!(budget.used(), piece);
+    assert_eq!(b.pick(1, &all, 10).len(), 2);
+    assert_eq!(budget.used(), 3 * piece);
+}
