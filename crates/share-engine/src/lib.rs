@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 mod have_log;
 pub mod limits;
+mod link;
 mod nick;
 mod peer;
 mod peers;

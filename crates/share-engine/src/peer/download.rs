@@ -10,7 +10,6 @@ use share_proto::wire::Message;
 use super::{request_of, Conn, RELEASED_MEMORY};
 use crate::error::{PeerError, Violation};
 use crate::picker::Received;
-use crate::torrent::PeerCmd;
 
 impl Conn {
     pub(super) fn on_piece(&mut self, index: u32, begin: u32, data: Bytes) -> Result<(), PeerError> {
@@ -41,21 +40,9 @@ impl Conn {
                 self.down_pause(wait);
             }
         }
-        let outcome = {
-            let mut st = self.shared.lock();
-            if let Some(e) = st.peers.get_mut(&self.key) {
-                e.down += len;
-            }
-            st.picker.received(self.key, self.peer_id, &block, &data)
-        };
-        match outcome {
+        match self.shared.block_arrived(self.key, self.peer_id, &block, &data) {
             Received::Complete(piece) => self.shared.verify(piece),
-            Received::StoredCancel(other) => {
-                let cmd = self.shared.lock().peers.get(&other).map(|p| p.cmd.clone());
-                if let Some(cmd) = cmd {
-                    let _ = cmd.try_send(PeerCmd::Cancel(block));
-                }
-            }
+            Received::StoredCancel(other) => self.shared.cancel_at(other, block),
             Received::Stored | Received::NotNeeded => {}
         }
         Ok(())
@@ -104,13 +91,7 @@ impl Conn {
             return Ok(());
         }
         let want = self.pipeline - self.outstanding.len();
-        let picked = {
-            let mut st = self.shared.lock();
-            let st = &mut *st;
-            let has = &st.peers.get(&self.key).expect("registered").has;
-            st.picker.pick(self.key, has, want)
-        };
-        for b in picked {
+        for b in self.shared.pick_for(self.key, want) {
             self.send(Message::Request(request_of(&b)))?;
             self.outstanding.push_back(b);
         }

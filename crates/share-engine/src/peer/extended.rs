@@ -15,7 +15,7 @@ use crate::event::Event;
 impl Conn {
     /// Our BEP 10 handshake, with our current nickname.
     pub(super) fn send_ext_handshake(&self) -> Result<(), PeerError> {
-        let nick = self.shared.lock().chat.nick.clone();
+        let nick = self.shared.nick();
         let mut hs = ExtendedHandshake {
             v: Some(self.shared.config.client_name.clone().into_bytes().into()),
             reqq: Some(self.shared.config.reqq as i64),
@@ -48,11 +48,7 @@ impl Conn {
         };
         if std::mem::replace(&mut self.ext_valid, true) {
             // A later handshake (BEP 10 allows them) updates what it names: after `/nick`.
-            let mut st = self.shared.lock();
-            let entry = st.peers.get_mut(&self.key).expect("registered");
-            if let Some(nick) = hs.nick() {
-                entry.nick = Some(nick);
-            }
+            self.shared.peer_renamed(self.key, hs.nick());
             return Ok(None);
         }
         if let Some(reqq) = hs.reqq.filter(|&q| q > 0) {
@@ -60,19 +56,9 @@ impl Conn {
         }
         self.chat_id = hs.id_of(share_proto::chat::EXTENSION);
         let client = hs.client();
-        let (both_complete, duplicate) = {
-            let mut st = self.shared.lock();
-            let complete = st.picker.is_complete();
-            let entry = st.peers.get_mut(&self.key).expect("registered");
-            entry.chat = self.chat_id.is_some();
-            entry.nick = hs.nick();
-            entry.client = client.clone();
-            let full = entry.has.is_full();
-            (
-                complete && full,
-                super::handshake::note_listen_port(&mut st, self.key, hs.p),
-            )
-        };
+        let (both_complete, duplicate) =
+            self.shared
+                .peer_extended(self.key, self.chat_id.is_some(), hs.nick(), client.clone(), hs.p);
         self.announce(client);
         if let Some(reason) = duplicate {
             return Ok(Some(reason));

@@ -9,7 +9,6 @@
 //! subscribing second lost a piece verified in between for good: the subscription starts
 //! from the watch's current value, so that wake-up was never seen.
 
-use bytes::Bytes;
 use share_proto::wire::Message;
 use tokio::sync::watch;
 
@@ -31,14 +30,8 @@ impl Conn {
     /// (BEP 3); clients put the extension handshake right after it. Returns the subscription
     /// that wakes the task for every piece verified after the bitfield was taken.
     pub(super) fn greet(&mut self) -> Result<watch::Receiver<usize>, PeerError> {
-        let (rx, (bitfield, told)) = subscribe_then_read(&self.shared.have_changed, || {
-            let st = self.shared.lock();
-            let have = st.withheld.served(st.picker.have());
-            (
-                (have.count() > 0).then(|| Bytes::copy_from_slice(have.as_bytes())),
-                st.have_log.len(),
-            )
-        });
+        let (rx, (bitfield, told)) =
+            subscribe_then_read(&self.shared.have_changed, || self.shared.greeting());
         self.told = told;
         if let Some(b) = bitfield {
             self.send(Message::Bitfield(b))?;
@@ -52,25 +45,23 @@ impl Conn {
     /// HAVE for every piece verified since we last told this peer; closes when both sides
     /// are complete.
     pub(super) fn send_haves(&mut self) -> Result<Option<String>, PeerError> {
-        let (new, wanted, complete, peer_full): (Vec<u32>, bool, bool, bool) = {
-            let st = self.shared.lock();
-            let (new, told) = st.have_log.since(self.told);
-            self.told = told;
-            let entry = st.peers.get(&self.key).expect("registered");
-            (
-                new,
-                st.picker.wants_from(&entry.has),
-                st.picker.is_complete(),
-                entry.has.is_full(),
-            )
-        };
-        for piece in new {
+        let haves = self.shared.haves_since(self.key, self.told);
+        self.told = haves.told;
+        for piece in haves.new {
             self.send(Message::Have(piece))?;
         }
-        if complete && peer_full && self.nothing_to_share() {
+        self.on_interest(haves.interest)
+    }
+
+    /// Closes when neither side has anything for the other, else shows interest as it is.
+    pub(super) fn on_interest(
+        &mut self,
+        interest: crate::link::Interest,
+    ) -> Result<Option<String>, PeerError> {
+        if interest.both_complete && self.nothing_to_share() {
             return Ok(Some("both have everything".into()));
         }
-        self.set_interest(wanted)?;
+        self.set_interest(interest.wanted)?;
         Ok(None)
     }
 

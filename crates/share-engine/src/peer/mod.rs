@@ -45,7 +45,7 @@ mod haves;
 mod upload;
 mod writer;
 
-use handshake::{handshake, register};
+use handshake::handshake;
 use upload::ReadBatch;
 pub(crate) use upload::Withheld;
 use writer::write_loop;
@@ -90,7 +90,7 @@ pub(crate) async fn run(
         () = shared.cancel.cancelled() => return,
     };
     // Dialed or accepted, the connection counted as connecting until now.
-    shared.lock().connecting.remove(&addr);
+    shared.handshake_over(addr);
     let theirs = match hs {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => return shared.refused(addr, format!("handshake failed: {e}")),
@@ -106,11 +106,11 @@ pub(crate) async fn run(
     };
     let key = shared.next_key.fetch_add(1, Ordering::Relaxed);
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
-    let active = match register(&shared, key, addr, dialed, &theirs, cmd_tx) {
+    let active = match shared.register(key, addr, dialed, &theirs, cmd_tx) {
         Ok(active) => active,
         Err(e) => {
             if matches!(e, PeerError::Refused(Refusal::Ourselves)) {
-                shared.lock().self_addrs.insert(addr);
+                shared.connected_to_self(addr);
             }
             return shared.refused(addr, e.to_string());
         }
@@ -130,16 +130,7 @@ pub(crate) async fn run(
     // Every `PeerDown` follows exactly one `PeerUp`, even for a connection that ended before
     // its extension handshake.
     conn.announce(None);
-    {
-        let mut st = shared.lock();
-        if let Some(entry) = st.peers.remove(key) {
-            st.picker.remove_peer(key, &entry.has);
-        }
-        st.chat.limits.forget_link(key);
-        if st.optimistic == Some(key) {
-            st.optimistic = None;
-        }
-    }
+    shared.unregister(key);
     shared.emit(Event::PeerDown {
         addr,
         peer_id: theirs.peer_id,
@@ -416,9 +407,7 @@ impl Conn {
             Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
             Message::Choke => {
                 self.peer_choking = true;
-                let mut st = self.shared.lock();
-                st.picker.release_all(self.key);
-                drop(st);
+                self.shared.release_all(self.key);
                 while let Some(b) = self.outstanding.pop_front() {
                     self.remember_released(&b);
                 }
@@ -428,66 +417,26 @@ impl Conn {
                 self.last_block = Instant::now();
             }
             Message::Interested => {
-                let unchoke = {
-                    let mut st = self.shared.lock();
-                    let unchoked = st.peers.unchoked();
-                    let entry = st.peers.get_mut(&self.key).expect("registered");
-                    entry.interested = true;
-                    let free = entry.am_choking && unchoked < self.shared.config.upload_slots;
-                    if free {
-                        entry.am_choking = false;
-                    }
-                    free
-                };
-                if unchoke {
+                if self.shared.peer_interested(self.key) {
                     self.on_cmd(PeerCmd::Unchoke)?;
                 }
             }
             Message::NotInterested => {
-                if let Some(e) = self.shared.lock().peers.get_mut(&self.key) {
-                    e.interested = false;
-                }
+                self.shared.peer_not_interested(self.key);
             }
             Message::Have(i) => {
                 let Some(piece) = self.shared.geometry.piece(i) else {
                     return Err(Violation::HaveOutOfRange(i).into());
                 };
-                let (wanted, done) = {
-                    let mut st = self.shared.lock();
-                    let st = &mut *st;
-                    let entry = st.peers.get_mut(&self.key).expect("registered");
-                    let new = entry.has.set(piece);
-                    if new {
-                        st.picker.peer_has(piece);
-                    }
-                    (
-                        self.am_interested || st.picker.needs(i),
-                        st.picker.is_complete() && entry.has.is_full(),
-                    )
-                };
-                if done && self.nothing_to_share() {
-                    return Ok(Some("both have everything".into()));
-                }
-                self.set_interest(wanted)?;
+                let interest = self.shared.peer_has(self.key, piece, self.am_interested);
+                return self.on_interest(interest);
             }
             Message::Bitfield(bytes) => {
                 // BEP 3 puts the bitfield first, but aria2c sends it later, once it has
                 // pieces: a later one replaces what we knew. A malformed one still closes.
                 let has = Bitfield::from_wire(&bytes, self.shared.geometry.piece_count())?;
-                let (wanted, done) = {
-                    let mut st = self.shared.lock();
-                    let st = &mut *st;
-                    let entry = st.peers.get_mut(&self.key).expect("registered");
-                    st.picker.replace_peer(&entry.has, &has);
-                    let wanted = st.picker.wants_from(&has);
-                    let done = st.picker.is_complete() && has.is_full();
-                    entry.has = has;
-                    (wanted, done)
-                };
-                if done && self.nothing_to_share() {
-                    return Ok(Some("both have everything".into()));
-                }
-                self.set_interest(wanted)?;
+                let interest = self.shared.peer_bitfield(self.key, has);
+                return self.on_interest(interest);
             }
             Message::Request(r) => self.on_request(r)?,
             Message::Cancel(r) => {
@@ -533,7 +482,7 @@ impl Conn {
             if self.timeouts >= 2 {
                 return Err(PeerError::Timeout("requests unanswered twice in a row".into()));
             }
-            self.shared.lock().picker.release_all(self.key);
+            self.shared.release_all(self.key);
             while let Some(b) = self.outstanding.pop_front() {
                 self.remember_released(&b);
             }

@@ -18,9 +18,7 @@ use share_proto::geometry::{Block, Geometry, PieceIndex};
 use share_proto::wire::{BlockRequest, Message};
 
 use super::{Conn, READ_BATCH, WRITE_BACKLOG};
-use crate::error::{chain, PeerError, TorrentError, Violation};
-use crate::event::Event;
-use crate::torrent::Shared;
+use crate::error::{PeerError, TorrentError, Violation};
 
 /// Pieces we have but no longer serve, because a file under them could not be read.
 #[derive(Debug)]
@@ -61,7 +59,7 @@ impl Withheld {
 
     /// Withholds every piece overlapping bytes `start..start + len` of the torrent; returns
     /// how many were newly withheld, or `None` if `file` was already reported.
-    fn withhold(&mut self, file: usize, start: u64, len: u64) -> Option<u32> {
+    pub(crate) fn withhold(&mut self, file: usize, start: u64, len: u64) -> Option<u32> {
         if !self.files.insert(file) {
             return None;
         }
@@ -89,21 +87,6 @@ pub(crate) struct ReadBatch {
     unreadable: Vec<(usize, PathBuf, std::io::Error)>,
 }
 
-impl Shared {
-    /// A file we serve could not be read: withhold its pieces and say so, once per file.
-    fn stop_serving(&self, file: usize, path: PathBuf, error: &std::io::Error) {
-        let Some(span) = self.meta.layout().files().get(file) else {
-            return;
-        };
-        let Some(pieces) = self.lock().withheld.withhold(file, span.offset, span.len) else {
-            return;
-        };
-        let reason = chain(error);
-        tracing::warn!(path = %path.display(), %reason, pieces, "no longer serving a file");
-        self.emit(Event::FileUnavailable { path, reason, pieces });
-    }
-}
-
 impl Conn {
     pub(super) fn on_request(&mut self, r: BlockRequest) -> Result<(), PeerError> {
         let block = self
@@ -122,11 +105,8 @@ impl Conn {
         if self.queue.len() >= self.shared.config.reqq {
             return Err(Violation::TooManyRequests(self.shared.config.reqq).into());
         }
-        {
-            let st = self.shared.lock();
-            if !st.picker.have().has(block.piece) || st.withheld.has(block.piece) {
-                return Ok(());
-            }
+        if !self.shared.serves(block.piece) {
+            return Ok(());
         }
         self.queue.push_back(block);
         Ok(())
@@ -155,11 +135,8 @@ impl Conn {
             }
         }
         let mut batch: Vec<Block> = self.queue.drain(..n).collect();
-        {
-            // Requests queued before a file became unreadable are dropped here.
-            let st = self.shared.lock();
-            batch.retain(|b| !st.withheld.has(b.piece));
-        }
+        // Requests queued before a file became unreadable are dropped here.
+        self.shared.drop_withheld(&mut batch);
         if batch.is_empty() {
             return;
         }
@@ -214,9 +191,7 @@ impl Conn {
             })?;
         }
         self.shared.uploaded.fetch_add(sent, Ordering::Relaxed);
-        if let Some(e) = self.shared.lock().peers.get_mut(&self.key) {
-            e.up += sent;
-        }
+        self.shared.uploaded_to(self.key, sent);
         Ok(())
     }
 }
