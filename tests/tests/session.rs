@@ -173,6 +173,98 @@ async fn fifty_torrents_on_one_port_are_fetched_by_one_session() {
     seeder.shutdown().await;
 }
 
+/// A seeding session that refuses most of a burst of newcomers (two handshakes at a time
+/// from one address) does not strand them: each fetch dials the peer it was given again,
+/// after a jittered back-off, until it gets in. Before, a refused fetch waited forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_peer_that_refuses_a_burst_is_dialed_again_until_every_fetch_completes() {
+    const N: usize = 20;
+    let files: Vec<_> = (0..N)
+        .map(|i| make_file(30_000 + i * 1_000, 16 * 1024, vec![]))
+        .collect();
+    let seeder = Session::start(SessionConfig {
+        max_pending_per_ip: 2,
+        ..session_config()
+    })
+    .await
+    .unwrap();
+    for f in &files {
+        seeder
+            .add(Params {
+                meta: f.meta.clone(),
+                paths: output_paths(&f.meta, &f.path),
+                root: f.dir.path().to_path_buf(),
+                mode: Mode::Seed,
+                trackers: vec![],
+                peers: vec![],
+                config: torrent_config(),
+            })
+            .await
+            .unwrap();
+    }
+    // Two connections that never handshake hold both of this address's places: a third is
+    // closed at once, and so is every fetch's first dial.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        holders.push(TcpStream::connect(seeder.listen_addr()).await.unwrap());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut probe = TcpStream::connect(seeder.listen_addr()).await.unwrap();
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_millis(500), probe.read(&mut byte)).await;
+        if matches!(closed, Ok(Ok(0)) | Ok(Err(_))) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the holders take both places"
+        );
+    }
+    let out = tempfile::tempdir().unwrap();
+    let fetcher = Session::start(session_config()).await.unwrap();
+    let mut events = fetcher.subscribe();
+    let mut fetches = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let path = out.path().join(format!("out-{i}.bin"));
+        let params = Params {
+            meta: f.meta.clone(),
+            paths: output_paths(&f.meta, &path),
+            root: out.path().to_path_buf(),
+            mode: Mode::Fetch,
+            trackers: vec![],
+            peers: vec![seeder.listen_addr()],
+            config: torrent_config(),
+        };
+        fetches.push((fetcher.add(params).await.unwrap(), path));
+    }
+    let mut refused = HashSet::new();
+    wait_session(&mut events, 30, "every fetch refused once", |e| {
+        if matches!(e.event, Event::PeerRefused { .. }) {
+            refused.insert(e.torrent);
+        }
+        refused.len() == N
+    })
+    .await;
+    drop(holders);
+    let mut complete = HashSet::new();
+    wait_session(&mut events, 60, "every download's Complete", |e| {
+        if matches!(e.event, Event::Complete) {
+            complete.insert(e.torrent);
+        }
+        complete.len() == N
+    })
+    .await;
+    for (i, (_, path)) in fetches.iter().enumerate() {
+        assert!(
+            std::fs::read(path).unwrap() == files[i].data,
+            "torrent {i} is byte-identical"
+        );
+    }
+    fetcher.shutdown().await;
+    seeder.shutdown().await;
+}
+
 /// Two torrents fetched by one session with a 4 MiB/s download limit share it: 16 MiB in all
 /// arrive at 4 MiB/s (within 15%), not 4 MiB/s each, and both make progress all along.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,22 +11,46 @@
 //! address we dialed, or the listen address an incoming peer gave in its BEP 10 `p`
 //! (libtorrent uses a new peer id on every connection, so the peer id cannot tell that the
 //! peer which connected to us from an ephemeral port is the one a tracker lists).
+//!
+//! Addresses the user named (`--peer`, `Params::peers`, a restored torrent's peers) are the
+//! only ones no tracker will hand out again, so when a dial to one fails, is refused (a busy
+//! seeder refuses newcomers past its limits), or its connection ends, it is queued again
+//! after a back-off (1 s, doubling to 60 s, jittered so that many torrents do not come back
+//! at once; reset by a connection that lasted a minute), while the torrent still wants data.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::torrent::{Shared, State};
 
 /// Addresses that may wait for a connection slot: one full tracker answer.
 pub(crate) const MAX_CANDIDATES: usize = share_proto::announce::MAX_RESPONSE_PEERS;
 
-/// Queued addresses, deduplicated, at most `cap` of them.
+/// Named addresses remembered for retries; more are dialed once, like a tracker's.
+const MAX_NAMED: usize = 256;
+/// The first retry's delay, and the longest.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+/// A connection that lasted this long was good: the next failure starts the back-off over.
+const GOOD_CONNECTION: Duration = Duration::from_secs(60);
+
+/// A named address's retries.
+#[derive(Debug, Default, Clone, Copy)]
+struct Named {
+    failures: u32,
+    /// A retry is scheduled: no second one.
+    waiting: bool,
+}
+
+/// Queued addresses, deduplicated, at most `cap` of them; and the addresses the user named.
 #[derive(Debug)]
 pub(crate) struct Candidates {
     queue: VecDeque<SocketAddr>,
     queued: HashSet<SocketAddr>,
     cap: usize,
+    named: HashMap<SocketAddr, Named>,
 }
 
 impl Candidates {
@@ -35,6 +59,38 @@ impl Candidates {
             queue: VecDeque::new(),
             queued: HashSet::new(),
             cap,
+            named: HashMap::new(),
+        }
+    }
+
+    /// Remembers `addr` as named by the user: retried when its dials or connections end.
+    pub fn name(&mut self, addr: SocketAddr) {
+        if self.named.len() < MAX_NAMED || self.named.contains_key(&addr) {
+            self.named.entry(addr).or_default();
+        }
+    }
+
+    /// A dial to `addr` (or its connection, after `lasted`) ended: when to queue it again,
+    /// if it is named and no retry is scheduled. `jitter` in 0..1 spreads the delay over
+    /// 50% to 150% of the back-off.
+    pub fn retry_after(&mut self, addr: SocketAddr, lasted: Duration, jitter: f64) -> Option<Duration> {
+        let n = self.named.get_mut(&addr)?;
+        if n.waiting {
+            return None;
+        }
+        if lasted >= GOOD_CONNECTION {
+            n.failures = 0;
+        }
+        let backoff = RETRY_FIRST.saturating_mul(1 << n.failures.min(6)).min(RETRY_MAX);
+        n.failures += 1;
+        n.waiting = true;
+        Some(backoff.mul_f64(0.5 + jitter.clamp(0.0, 1.0)))
+    }
+
+    /// The scheduled retry of `addr` is due: it is queued again now.
+    pub fn retry_due(&mut self, addr: SocketAddr) {
+        if let Some(n) = self.named.get_mut(&addr) {
+            n.waiting = false;
         }
     }
 
@@ -96,19 +152,26 @@ impl Shared {
                 }
             }
         }
+        self.progress_wake.notify_one();
         self.dial_queued();
     }
 
-    /// Queues addresses the user named ahead of every other, and dials what fits.
+    /// Queues addresses the user named ahead of every other, and dials what fits; they are
+    /// dialed again when their dials or connections end (the module doc).
     pub fn add_peers_first(self: &Arc<Self>, addrs: impl IntoIterator<Item = SocketAddr>) {
         {
             let mut st = self.lock();
+            let addrs: Vec<_> = addrs.into_iter().collect();
+            for a in &addrs {
+                st.candidates.name(*a);
+            }
             let addrs: Vec<_> = addrs.into_iter().filter(|a| self.dialable(&st, *a)).collect();
             // Reversed so that the first address named is dialed first.
             for addr in addrs.into_iter().rev() {
                 st.candidates.push_front(addr);
             }
         }
+        self.progress_wake.notify_one();
         self.dial_queued();
     }
 
@@ -154,6 +217,7 @@ impl Shared {
                     () = shared.cancel.cancelled() => return,
                 };
                 let Ok(permit) = permit else { return };
+                let started = std::time::Instant::now();
                 let connect = tokio::net::TcpStream::connect(addr);
                 let res = tokio::select! {
                     r = tokio::time::timeout(shared.config.connect_timeout, connect) => r,
@@ -172,9 +236,42 @@ impl Shared {
                         shared.lock().connecting.remove(&addr);
                     }
                 }
+                shared.retry_later(addr, started.elapsed());
                 shared.dial_queued();
             });
         }
+    }
+
+    /// A dial to `addr`, or the connection it made, ended after `lasted`: a named address is
+    /// queued again after its back-off while the torrent wants data (or chat) and runs.
+    fn retry_later(self: &Arc<Self>, addr: SocketAddr, lasted: Duration) {
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        let delay = {
+            let mut st = self.lock();
+            let wants = !self.download || !st.picker.is_complete();
+            if !wants {
+                return;
+            }
+            match st.candidates.retry_after(addr, lasted, rand::random::<f64>()) {
+                Some(d) => d,
+                None => return,
+            }
+        };
+        tracing::debug!(%addr, ?delay, "dialing a named peer again later");
+        let s = self.clone();
+        self.spawn("retry a named peer", async move {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = s.cancel.cancelled() => return,
+            }
+            s.lock().candidates.retry_due(addr);
+            let still = !s.download || !s.lock().picker.is_complete();
+            if still {
+                s.add_peers_first([addr]);
+            }
+        });
     }
 }
 
@@ -242,5 +339,37 @@ mod tests {
         assert!(!c.push_back(a(1)));
         c.push_front(a(1));
         assert_eq!(c.pop(), None);
+    }
+
+    #[test]
+    fn named_addresses_come_back_after_a_doubling_jittered_back_off() {
+        let mut c = Candidates::new(8);
+        let quick = Duration::from_millis(10);
+        assert_eq!(c.retry_after(a(5), quick, 0.5), None, "not named: dialed once");
+        c.name(a(1));
+        assert_eq!(c.retry_after(a(1), quick, 0.5), Some(Duration::from_secs(1)));
+        assert_eq!(c.retry_after(a(1), quick, 0.5), None, "one retry at a time");
+        c.retry_due(a(1));
+        assert_eq!(c.retry_after(a(1), quick, 0.5), Some(Duration::from_secs(2)));
+        for _ in 0..8 {
+            c.retry_due(a(1));
+            c.retry_after(a(1), quick, 0.5);
+        }
+        c.retry_due(a(1));
+        assert_eq!(c.retry_after(a(1), quick, 0.5), Some(RETRY_MAX), "capped");
+        c.retry_due(a(1));
+        // Jitter spreads it over half to one and a half times the back-off.
+        assert_eq!(c.retry_after(a(1), quick, 0.0), Some(RETRY_MAX / 2));
+        c.retry_due(a(1));
+        // A connection that lasted starts the back-off over.
+        assert_eq!(
+            c.retry_after(a(1), GOOD_CONNECTION, 1.0),
+            Some(Duration::from_millis(1500))
+        );
+        // At most MAX_NAMED are remembered.
+        for p in 100..100 + MAX_NAMED as u16 {
+            c.name(a(p));
+        }
+        assert_eq!(c.named.len(), MAX_NAMED);
     }
 }

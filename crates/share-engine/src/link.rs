@@ -109,7 +109,10 @@ impl Shared {
             chat: false,
         };
         st.peers.insert(key, entry);
-        Ok(st.active.clone())
+        let active = st.active.clone();
+        drop(st);
+        self.progress_wake.notify_one();
+        Ok(active)
     }
 
     /// The connection ended: its entry, its pieces' availability, its chat budget and its

@@ -88,6 +88,10 @@ pub struct SessionConfig {
     /// torrent also keeps within its own `Config::max_buffered_bytes`. A torrent with
     /// nothing in progress may always start one piece (`picker::MemoryBudget`).
     pub max_buffered_bytes: u64,
+    /// Events each torrent holds for a subscriber that falls behind (a slower one misses
+    /// the oldest). Each costs about 150 bytes whether used or not, so a session of a
+    /// thousand torrents keeps this small.
+    pub event_buffer: usize,
     /// Upload and download rates shared by every torrent of the session (`limits.rs`).
     /// Default: unlimited.
     pub limits: Limits,
@@ -109,6 +113,7 @@ impl Default for SessionConfig {
             hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             checks_at_once: 1,
             max_buffered_bytes: 64 * 1024 * 1024,
+            event_buffer: 256,
             limits: Limits::default(),
             state_dir: None,
         }
@@ -131,6 +136,7 @@ impl SessionConfig {
             checks_at_once: 1,
             // The torrent's own budget is the one in charge.
             max_buffered_bytes: u64::MAX,
+            event_buffer: 4096,
             limits: config.limits.clone(),
             state_dir: None,
         }
@@ -178,6 +184,8 @@ pub(crate) struct Core {
     pub check_permits: Semaphore,
     /// Bytes of pieces in progress over all torrents.
     pub memory: Arc<crate::picker::MemoryBudget>,
+    /// The HTTP client of every tracker announce, built on first use (`Core::http`).
+    http: std::sync::OnceLock<Result<reqwest::Client, String>>,
     pub connections: Arc<Semaphore>,
     pub dials: Semaphore,
     pub events: broadcast::Sender<SessionEvent>,
@@ -195,6 +203,14 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// The session's HTTP client (a handle: clones share one pool), or why it cannot be
+    /// built.
+    pub fn http(&self) -> Result<reqwest::Client, String> {
+        self.http
+            .get_or_init(|| reqwest::Client::builder().build().map_err(|e| e.to_string()))
+            .clone()
+    }
+
     fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -408,6 +424,7 @@ impl Session {
             hash_permits: Arc::new(Semaphore::new(config.hash_workers.max(1))),
             check_permits: Semaphore::new(config.checks_at_once.max(1)),
             memory: crate::picker::MemoryBudget::new(config.max_buffered_bytes),
+            http: std::sync::OnceLock::new(),
             connections: Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS))),
             dials: Semaphore::new(config.max_dials.clamp(1, Semaphore::MAX_PERMITS)),
             events: broadcast::channel(4096).0,

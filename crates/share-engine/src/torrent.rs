@@ -134,6 +134,8 @@ pub(crate) struct Shared {
     pub events: broadcast::Sender<Event>,
     pub have_changed: watch::Sender<usize>,
     pub completed: Notify,
+    /// Wakes the progress ticker of an idle torrent (`progress.rs`).
+    pub progress_wake: Notify,
     pub cancel: CancellationToken,
     pub tasks: TaskTracker,
     pub downloaded: AtomicU64,
@@ -270,6 +272,7 @@ impl Shared {
                 now
             })
         };
+        self.progress_wake.notify_one();
         if let Some(state) = changed {
             self.emit(Event::State(state));
             self.save_soon();
@@ -626,7 +629,7 @@ impl Torrent {
             }
             Mode::Chat => Arc::new(NoStorage),
         };
-        let (events, first) = broadcast::channel(4096);
+        let (events, first) = broadcast::channel(core.config.event_buffer.max(16));
         let trusted_start = trust.is_some();
         let have = match (mode, trust) {
             (Mode::Seed, _) => Bitfield::full(geometry.piece_count()),
@@ -707,6 +710,7 @@ impl Torrent {
             events,
             have_changed: watch::channel(0).0,
             completed: Notify::new(),
+            progress_wake: Notify::new(),
             cancel: core.cancel.child_token(),
             tasks: TaskTracker::new(),
             downloaded: AtomicU64::new(0),

@@ -30,16 +30,14 @@ pub(crate) async fn run(shared: Arc<Shared>, urls: Vec<String>, active: tokio_ut
     if urls.is_empty() {
         return;
     }
-    let client = match reqwest::Client::builder()
-        .timeout(shared.config.announce_timeout)
-        .user_agent(shared.config.client_name.clone())
-        .build()
-    {
+    // One HTTP client for the whole session: its TLS roots and connection pool are built
+    // once, and a thousand torrents announcing to one tracker share its connections.
+    let client = match shared.session.http() {
         Ok(c) => c,
-        Err(e) => {
+        Err(error) => {
             return shared.emit(Event::TrackerError {
                 url: urls[0].clone(),
-                error: e.to_string(),
+                error,
             })
         }
     };
@@ -117,7 +115,7 @@ async fn announce_any(
         ..AnnounceRequest::new(shared.info_hash, shared.peer_id, shared.listen_addr.port(), left)
     };
     for url in urls {
-        match announce(client, url, &req).await {
+        match announce(client, &shared.config, url, &req).await {
             Ok(resp) => {
                 tracing::debug!(%url, peers = resp.peers.len(), "announced");
                 shared.emit(Event::TrackerOk {
@@ -144,20 +142,31 @@ async fn announce_any(
 /// One announce; the error is a sanitized sentence without the request URL.
 async fn announce(
     client: &reqwest::Client,
+    config: &crate::config::Config,
     url: &str,
     req: &AnnounceRequest,
 ) -> Result<AnnounceResponse, String> {
-    announce_raw(client, url, req).await.map_err(|e| sanitize(&e))
+    announce_raw(client, config, url, req)
+        .await
+        .map_err(|e| sanitize(&e))
 }
 
 async fn announce_raw(
     client: &reqwest::Client,
+    config: &crate::config::Config,
     url: &str,
     req: &AnnounceRequest,
 ) -> Result<AnnounceResponse, String> {
     // reqwest's errors begin "error sending request for url (<the whole query>)".
     let http = |e: reqwest::Error| crate::error::chain(&e.without_url());
-    let mut resp = client.get(req.url(url)).send().await.map_err(http)?;
+    let mut resp = client
+        .get(req.url(url))
+        // From connecting to the last byte of the body, as the client's own timeout was.
+        .timeout(config.announce_timeout)
+        .header(reqwest::header::USER_AGENT, config.client_name.as_str())
+        .send()
+        .await
+        .map_err(http)?;
     if !resp.status().is_success() {
         return Err(format!("HTTP status {}", resp.status()));
     }
