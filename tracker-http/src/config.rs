@@ -38,6 +38,11 @@ pub struct Config {
     /// is closed: idle kept-alive clients and clients that send headers too slowly cannot
     /// hold the connection slots.
     pub idle_timeout: Duration,
+    /// UDP requests (BEP 15) one source address may send a second, after its burst; the
+    /// rest are dropped unanswered.
+    pub udp_rate: u32,
+    /// UDP requests one source address may send at once.
+    pub udp_burst: u32,
 }
 
 /// The longest a real client may wait between announces whatever `interval` says:
@@ -76,6 +81,8 @@ impl Default for Config {
             max_query_len: 4096,
             max_connections: 4096,
             idle_timeout: Duration::from_secs(15),
+            udp_rate: 50,
+            udp_burst: 200,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The share HTTP announce tracker: BEP 3 announces with BEP 23 compact and BEP 7 IPv6 peers,
-//! BEP 48 scrape, an HTML page at `/` and JSON at `/stats`.
+//! The share announce tracker: BEP 3 announces with BEP 23 compact and BEP 7 IPv6 peers,
+//! BEP 48 scrape, an HTML page at `/` and JSON at `/stats`; and the UDP tracker protocol
+//! (BEP 15, [`udp`]) over the same swarms.
 //!
 //! Layers, from the inside out:
 //! - [`swarm`]: the swarm state as pure synchronous code (`announce(now, addr, request)` and
@@ -19,6 +20,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod swarm;
+pub mod udp;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,6 +57,12 @@ impl Tracker {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServeError> {
         server::serve(self.state.clone(), listener, shutdown).await
+    }
+
+    /// Serves the UDP tracker protocol (BEP 15) on `socket`, over the same swarms, until
+    /// `shutdown` completes.
+    pub async fn serve_udp(&self, socket: tokio::net::UdpSocket, shutdown: impl Future<Output = ()>) {
+        udp::serve(self.state.clone(), socket, shutdown).await;
     }
 
     /// Totals over all swarms.
@@ -96,4 +104,9 @@ pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) ->
 /// brackets).
 pub fn announce_url(addr: SocketAddr) -> String {
     format!("http://{addr}/announce")
+}
+
+/// The UDP announce URL of a tracker on `addr` (`udp://ADDR:PORT/announce`).
+pub fn udp_announce_url(addr: SocketAddr) -> String {
+    format!("udp://{addr}/announce")
 }

@@ -142,7 +142,9 @@ fn fetch_refuses_bad_input_with_exit_2() {
     let o = out.to_str().unwrap();
     let r = share(&["fetch", m, "-o", o]);
     assert_eq!(r.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("names no HTTP tracker and no --peer was given"));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("names no HTTP or UDP tracker and no --peer was given")
+    );
     let r = share(&[
         "fetch",
         m,
@@ -210,4 +212,58 @@ fn a_signal_sent_as_soon_as_the_seeding_line_appears_ends_the_seeder_cleanly() {
             seeder.stderr()
         );
     }
+}
+
+/// `share tracker` serves UDP (BEP 15) on its port number too: a seeder and a fetcher that
+/// know the tracker only as `udp://` find each other through it.
+#[test]
+fn a_udp_tracker_alone_brings_seeder_and_fetcher_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clip.bin");
+    let data = pattern(3_000_000, 23);
+    std::fs::write(&file, &data).unwrap();
+    let mut tracker = Proc::share(&["tracker", "--bind", "127.0.0.1:0"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let url = loop {
+        if let Some(u) = tracker.stderr().lines().find_map(|l| {
+            l.strip_prefix("tracker listening on udp://")
+                .map(|u| format!("udp://{u}"))
+        }) {
+            break u;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tracker did not start: {}",
+            tracker.stderr()
+        );
+        assert!(
+            tracker.child.try_wait().unwrap().is_none(),
+            "{}",
+            tracker.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (mut seeder, manifest) = seed(&file, &["-t", &url]);
+    assert_eq!(seeder.seen[0]["embedded_tracker"], false);
+    seeder.wait(30, "the seeder's announce", |v| {
+        v["event"] == "tracker_ok" && v["url"] == url.as_str()
+    });
+    let out = dir.path().join("got.bin");
+    let mut f = fetch(&manifest, &out, &["--no-seed"]);
+    f.wait_event(60, "complete");
+    assert_eq!(f.exit_code(30), Some(0), "{}", f.stderr());
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    let ok = f
+        .seen
+        .iter()
+        .find(|v| v["event"] == "tracker_ok")
+        .expect("announced over UDP");
+    assert_eq!(
+        (ok["url"].as_str(), ok["peers"].as_u64()),
+        (Some(url.as_str()), Some(1))
+    );
+    seeder.signal("INT");
+    assert_eq!(seeder.exit_code(30), Some(0), "{}", seeder.stderr());
+    tracker.signal("INT");
+    assert_eq!(tracker.exit_code(30), Some(0), "{}", tracker.stderr());
 }

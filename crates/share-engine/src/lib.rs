@@ -31,6 +31,7 @@ pub mod storage;
 mod test_util;
 pub mod torrent;
 mod tracker;
+mod udp_tracker;
 
 pub use chat::{PeerInfo, SendError};
 pub use config::Config;
@@ -40,3 +41,4 @@ pub use limits::{Limits, RateLimit};
 pub use nick::{short_id, tagged};
 pub use session::{Session, SessionConfig, SessionEvent, SessionStats, TorrentId};
 pub use torrent::{Mode, Params, Torrent};
+pub use tracker::announces_to;

@@ -1,7 +1,8 @@
 //! The tracker client: `started`, then an announce every `interval`, `completed` when the
 //! download finishes, `stopped` on the way out. A tracker that is down or refuses us is
 //! retried with exponential back-off while the torrent carries on with the peers it knows.
-//! Tiers (BEP 12) are tried in order until one answers.
+//! Tiers (BEP 12) are tried in order until one answers. `http://`, `https://` and (BEP 15,
+//! `udp_tracker.rs`) `udp://` trackers are announced to; others are ignored.
 //!
 //! Error texts are for people: they never quote the request URL (its query is the
 //! percent-encoded binary info hash and peer id; `Event::TrackerError` carries the manifest's
@@ -23,10 +24,7 @@ const MAX_RESPONSE: usize = 1024 * 1024;
 
 /// Announces until `active` is cancelled (the torrent pauses or stops), then says `stopped`.
 pub(crate) async fn run(shared: Arc<Shared>, urls: Vec<String>, active: tokio_util::sync::CancellationToken) {
-    let urls: Vec<String> = urls
-        .into_iter()
-        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-        .collect();
+    let urls: Vec<String> = urls.into_iter().filter(|u| announces_to(u)).collect();
     if urls.is_empty() {
         return;
     }
@@ -74,6 +72,13 @@ pub(crate) async fn run(shared: Arc<Shared>, urls: Vec<String>, active: tokio_ut
     // Leaving: tell the tracker, briefly; it will expire us anyway.
     let stop = announce_any(&shared, &client, &urls[..1], AnnounceEvent::Stopped, key);
     let _ = tokio::time::timeout(Duration::from_secs(3), stop).await;
+}
+
+/// Whether the tracker client announces to `url`: an `http://`, `https://` or `udp://` one.
+pub fn announces_to(url: &str) -> bool {
+    ["http://", "https://", "udp://"]
+        .iter()
+        .any(|s| url.starts_with(s))
 }
 
 /// When to announce next: the tracker's `interval`, at least its `min interval`, and always
@@ -146,9 +151,12 @@ async fn announce(
     url: &str,
     req: &AnnounceRequest,
 ) -> Result<AnnounceResponse, String> {
-    announce_raw(client, config, url, req)
-        .await
-        .map_err(|e| sanitize(&e))
+    let answer = if url.starts_with("udp://") {
+        crate::udp_tracker::announce(url, req, config.announce_timeout).await
+    } else {
+        announce_raw(client, config, url, req).await
+    };
+    answer.map_err(|e| sanitize(&e))
 }
 
 async fn announce_raw(

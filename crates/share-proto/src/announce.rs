@@ -12,6 +12,7 @@
 
 mod query;
 mod response;
+pub mod udp;
 
 pub use query::{parse_scrape_query, percent_decode, scrape_query, QueryError, QueryPairs};
 pub use response::{

@@ -98,13 +98,9 @@ fn prepare(
 ) -> Result<Prepared, Failure> {
     let meta = std::sync::Arc::new(crate::manifest::load(manifest)?);
     let trackers = meta.trackers();
-    if peers.is_empty()
-        && !trackers
-            .iter()
-            .any(|t| t.starts_with("http://") || t.starts_with("https://"))
-    {
+    if peers.is_empty() && !trackers.iter().any(|t| share_engine::announces_to(t)) {
         return Err(Failure::input(anyhow!(
-            "{} names no HTTP tracker and no --peer was given: there is nobody to fetch from",
+            "{} names no HTTP or UDP tracker and no --peer was given: there is nobody to fetch from",
             manifest.display()
         )));
     }

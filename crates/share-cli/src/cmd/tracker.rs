@@ -1,5 +1,6 @@
-//! `share tracker`: the standalone HTTP announce tracker, served until Ctrl-C (or SIGTERM),
-//! then shut down gracefully: in-flight requests finish, and the command exits 0.
+//! `share tracker`: the standalone announce tracker, HTTP and (BEP 15) UDP on the same port
+//! number over the same swarms, served until Ctrl-C (or SIGTERM), then shut down
+//! gracefully: in-flight requests finish, and the command exits 0.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -95,10 +96,31 @@ where
             .local_addr()
             .context("cannot read the bound address")
             .map_err(Failure::runtime)?;
+        // UDP on the same address and port number; HTTP alone if that UDP port is taken.
+        let udp = tokio::net::UdpSocket::bind(local).await;
         eprintln!("tracker listening on {}", tracker_http::announce_url(local));
+        let tracker = Tracker::new(config);
+        let (stop_udp, mut udp_stopped) = tokio::sync::watch::channel(false);
+        match udp {
+            Ok(socket) => {
+                eprintln!("tracker listening on {}", tracker_http::udp_announce_url(local));
+                let t = tracker.clone();
+                tokio::spawn(async move {
+                    t.serve_udp(socket, async move {
+                        let _ = udp_stopped.changed().await;
+                    })
+                    .await;
+                });
+            }
+            Err(e) => eprintln!("share: cannot serve UDP on {local} ({e}): HTTP only"),
+        }
         // Serve from a worker thread, not from `block_on`'s thread: connections spawned by the
         // accept loop then start on the worker that accepted them instead of waking another.
-        let serving = tokio::spawn(async move { Tracker::new(config).serve(listener, shutdown).await });
+        let serving = tokio::spawn(async move {
+            let served = tracker.serve(listener, shutdown).await;
+            let _ = stop_udp.send(true);
+            served
+        });
         serving
             .await
             .context("the tracker task failed")
