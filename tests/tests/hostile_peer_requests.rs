@@ -89,3 +89,75 @@ async fn more_requests_than_our_reqq_close_the_connection() {
     h.closed(10).await;
     swarm.finish().await;
 }
+
+/// `ut_metadata` (BEP 9) from a stranger: each request gets its piece of the info
+/// dictionary's exact bytes (a piece past the end a reject), and a flood of requests, or a
+/// malformed one, closes the connection as a violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_requests_are_answered_and_a_flood_of_them_closes_the_connection() {
+    use bytes::Bytes;
+    use share_proto::extension::ExtendedHandshake;
+    use share_proto::metadata::MetadataMsg;
+    let mut swarm = Swarm::start(config()).await;
+    let info = swarm.shared.meta.info_bytes.clone();
+    let id = hostile_id(40);
+    let mut h = RawPeer::connect(swarm.seeder.listen_addr(), swarm.info_hash(), id).await;
+    let mut ext = ExtendedHandshake::default();
+    ext.m.insert("ut_metadata".into(), 9);
+    h.send(&[Message::Extended {
+        id: 0,
+        payload: Bytes::from(ext.encode()),
+    }])
+    .await;
+    // The seeder says where it takes `ut_metadata`, and the size.
+    let theirs = h
+        .wait("the seeder's extension handshake", |m| {
+            matches!(m, Message::Extended { id: 0, .. })
+        })
+        .await;
+    let Message::Extended { payload, .. } = theirs else {
+        unreachable!()
+    };
+    let hs = ExtendedHandshake::decode(&payload).unwrap();
+    assert_eq!(hs.metadata_size, Some(info.len() as i64));
+    let their_id = hs.id_of("ut_metadata").expect("the seeder serves metadata");
+    let ask = |piece: u32| Message::Extended {
+        id: their_id,
+        payload: Bytes::from(MetadataMsg::Request { piece }.encode()),
+    };
+    h.send(&[ask(0), ask(99)]).await;
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let m = h
+            .wait("a metadata answer", |m| {
+                matches!(m, Message::Extended { id: 9, .. })
+            })
+            .await;
+        let Message::Extended { payload, .. } = m else {
+            unreachable!()
+        };
+        answers.push(MetadataMsg::decode(&payload).unwrap());
+    }
+    assert_eq!(
+        answers,
+        vec![
+            MetadataMsg::Data {
+                piece: 0,
+                total_size: info.len() as u32,
+                data: info[..info.len().min(16384)].to_vec()
+            },
+            MetadataMsg::Reject { piece: 99 },
+        ]
+    );
+    // Asking again and again: every piece a few times is fine, a thousand times is not.
+    h.send(&vec![ask(0); 1000]).await;
+    let reason = down_reason(&mut swarm.seeder_events, id).await;
+    assert!(
+        reason.contains("ut_metadata requests on one connection"),
+        "{reason}"
+    );
+    // A malformed one closes another connection.
+    let junk = raw_peer::raw_frame(20, &[their_id, b'x', b'y']);
+    refused_on(&mut swarm, hostile_id(41), &junk, "malformed ut_metadata message").await;
+    swarm.finish().await;
+}

@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::libtorrent::Libtorrent;
 use common::proc::{fetch, seed, Proc};
 use common::{pattern, share};
 
@@ -43,70 +41,6 @@ while time.time() < deadline:
     time.sleep(0.05)
 sys.exit('libtorrent timed out: %s, announced: %s' % (h.status().state, announced))
 "#;
-
-/// A libtorrent session running `SCRIPT`; killed on drop.
-struct Libtorrent {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Libtorrent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Libtorrent {
-    fn start(mode: &str, manifest: &str, save: &Path) -> Option<Self> {
-        let python = Path::new("/usr/bin/python3");
-        let has = python.is_file()
-            && Command::new(python)
-                .args(["-c", "import libtorrent"])
-                .output()
-                .is_ok_and(|o| o.status.success());
-        if !has {
-            let why =
-                "skipped: libtorrent for /usr/bin/python3 is missing (apt-get install python3-libtorrent)";
-            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{why}");
-            eprintln!("{why}");
-            return None;
-        }
-        let mut child = Command::new(python)
-            .args(["-c", SCRIPT, mode, manifest])
-            .arg(save)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Some(Self { child, lines })
-    }
-
-    /// Waits for the line `what` from the script.
-    fn wait(&mut self, what: &str, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line == what => return,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "libtorrent never said {what:?} (exit: {:?})",
-                    self.child.try_wait()
-                ),
-            }
-        }
-    }
-}
 
 /// `share tracker` on port 0: the process and its `udp://` announce URL.
 fn udp_tracker() -> (Proc, String) {
@@ -144,7 +78,7 @@ fn libtorrent_fetches_from_share_through_share_trackers_udp_side() {
     seeder.wait(30, "the seeder's UDP announce", |v| v["event"] == "tracker_ok");
     let save = dir.path().join("lt");
     std::fs::create_dir(&save).unwrap();
-    let Some(mut lt) = Libtorrent::start("leech", &manifest, &save) else {
+    let Some(mut lt) = Libtorrent::start(SCRIPT, &["leech", &manifest, save.to_str().unwrap()]) else {
         return;
     };
     lt.wait("announced", 60);
@@ -175,7 +109,10 @@ fn share_fetches_from_libtorrent_through_share_trackers_udp_side() {
         manifest.to_str().unwrap(),
     ]);
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let Some(mut lt) = Libtorrent::start("seed", manifest.to_str().unwrap(), &seed_dir) else {
+    let Some(mut lt) = Libtorrent::start(
+        SCRIPT,
+        &["seed", manifest.to_str().unwrap(), seed_dir.to_str().unwrap()],
+    ) else {
         return;
     };
     lt.wait("announced", 60);

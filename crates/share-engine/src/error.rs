@@ -198,6 +198,12 @@ pub enum Violation {
     /// Chat messages far over the budget of a connection or an author (`chat_limits.rs`).
     #[error("chat flood: {0}")]
     ChatFlood(&'static str),
+    /// A `ut_metadata` message that is not one (BEP 9).
+    #[error("{0}")]
+    Metadata(share_proto::metadata::MetadataError),
+    /// More `ut_metadata` requests than the info dictionary has pieces, several times over.
+    #[error("{0} ut_metadata requests on one connection")]
+    MetadataFlood(u32),
 }
 
 /// Why a connection was turned away at the handshake.

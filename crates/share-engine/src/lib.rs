@@ -16,6 +16,7 @@ pub mod event;
 mod have_log;
 pub mod limits;
 mod link;
+pub mod magnet;
 mod nick;
 mod peer;
 mod peers;

@@ -318,21 +318,7 @@ pub(crate) fn save_manifest(
     if path.exists() {
         return Ok(());
     }
-    let mut bytes = Vec::with_capacity(meta.info_bytes.len() + 64);
-    bytes.push(b'd');
-    if let Some(first) = trackers.first() {
-        bytes.extend_from_slice(format!("8:announce{}:{first}", first.len()).as_bytes());
-    }
-    if trackers.len() > 1 {
-        bytes.extend_from_slice(b"13:announce-listl");
-        for t in trackers {
-            bytes.extend_from_slice(format!("l{}:{t}e", t.len()).as_bytes());
-        }
-        bytes.push(b'e');
-    }
-    bytes.extend_from_slice(b"4:info");
-    bytes.extend_from_slice(&meta.info_bytes);
-    bytes.push(b'e');
+    let bytes = share_proto::metainfo::manifest_bytes(&meta.info_bytes, trackers);
     write_atomically(&path, &bytes).map_err(|source| TorrentError::Storage {
         op: "write",
         path,

@@ -145,7 +145,7 @@ async fn announce_any(
 }
 
 /// One announce; the error is a sanitized sentence without the request URL.
-async fn announce(
+pub(crate) async fn announce(
     client: &reqwest::Client,
     config: &crate::config::Config,
     url: &str,

@@ -35,6 +35,12 @@ pub fn validate(data: &[u8]) -> Result<(), SyntaxError> {
     Ok(())
 }
 
+/// The offset just past the one well-formed bencode value that `data` starts with (bytes
+/// may follow it: a BEP 9 data message carries raw bytes after its dictionary).
+pub fn value_end(data: &[u8]) -> Result<usize, SyntaxError> {
+    Scanner { data }.value(0, 0)
+}
+
 /// Validates `data` as one dictionary and returns the byte span of the value stored under
 /// `key` at its top level, if present.
 pub fn dict_value_span(data: &[u8], key: &[u8]) -> Result<Option<Range<usize>>, SyntaxError> {

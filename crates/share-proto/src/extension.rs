@@ -30,6 +30,9 @@ pub struct ExtendedHandshake {
     /// Our address as the sender sees it (4 or 16 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub yourip: Option<ByteBuf>,
+    /// The size of the sender's info dictionary, which it serves by `ut_metadata` (BEP 9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_size: Option<i64>,
     /// The sender's chat nickname (a `share` key; other clients ignore it).
     #[serde(rename = "share_nick", default, skip_serializing_if = "Option::is_none")]
     pub nick: Option<ByteBuf>,

@@ -13,6 +13,8 @@ pub mod extension;
 pub mod geometry;
 pub mod hash;
 pub mod layout;
+pub mod magnet;
+pub mod metadata;
 pub mod metainfo;
 pub mod parallel;
 pub mod sanitize;

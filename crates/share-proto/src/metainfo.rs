@@ -458,5 +458,37 @@ fn check_component(c: &str, shown: &str) -> Result<(), MetainfoError> {
     })
 }
 
+/// A manifest around an info dictionary's exact bytes (so its info hash is theirs) and
+/// `trackers`: the first as `announce`, all of them, one tier each, in `announce-list`.
+pub fn manifest_bytes(info: &[u8], trackers: &[String]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(info.len() + 64);
+    bytes.push(b'd');
+    if let Some(first) = trackers.first() {
+        bytes.extend_from_slice(format!("8:announce{}:{first}", first.len()).as_bytes());
+    }
+    if trackers.len() > 1 {
+        bytes.extend_from_slice(b"13:announce-listl");
+        for t in trackers {
+            bytes.extend_from_slice(format!("l{}:{t}e", t.len()).as_bytes());
+        }
+        bytes.push(b'e');
+    }
+    bytes.extend_from_slice(b"4:info");
+    bytes.extend_from_slice(info);
+    bytes.push(b'e');
+    bytes
+}
+
+/// The magnet link of `meta` (its name and trackers).
+pub fn magnet_link(meta: &Metainfo) -> String {
+    crate::magnet::Magnet {
+        info_hash: meta.info_hash,
+        name: Some(meta.info.name.clone()),
+        trackers: meta.trackers(),
+        peers: Vec::new(),
+    }
+    .to_link()
+}
+
 #[cfg(test)]
 mod tests;

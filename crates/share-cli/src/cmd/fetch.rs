@@ -20,8 +20,9 @@ pub const INTERRUPTED: i32 = 130;
 /// Arguments of `share fetch`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The .torrent manifests: several are fetched at once by one process on one port.
-    #[arg(required = true, value_name = "MANIFEST")]
+    /// The .torrent manifests or magnet links ('magnet:?xt=urn:btih:...'): several are
+    /// fetched at once by one process on one port.
+    #[arg(required = true, value_name = "MANIFEST|MAGNET")]
     pub manifests: Vec<PathBuf>,
     /// Save as exactly this path: the file, or a directory torrent's own directory
     /// [default: ./NAME, the torrent's name in the current directory]. One manifest only.
@@ -175,6 +176,11 @@ fn fetching_json(p: &Prepared, torrent: &Torrent) -> serde_json::Value {
 }
 
 async fn fetch(args: Args) -> Outcome {
+    let args = if args.manifests.iter().any(|m| super::magnet::is_magnet(m)) {
+        super::magnet::resolve(args).await?
+    } else {
+        args
+    };
     if args.manifests.len() > 1 {
         return fetch_many(args).await;
     }

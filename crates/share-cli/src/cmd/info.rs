@@ -55,6 +55,7 @@ fn to_json(m: &Metainfo) -> serde_json::Value {
         "files": files,
         "private": m.info.private,
         "trackers": m.trackers(),
+        "magnet": share_proto::metainfo::magnet_link(m),
         "comment": m.comment,
         "created_by": m.created_by,
         "creation_date": m.creation_date,
@@ -83,6 +84,8 @@ fn to_text(m: &Metainfo) -> String {
         HumanBytes(u64::from(g.piece_len()))
     );
     let _ = writeln!(out, "private:    {}", if m.info.private { "yes" } else { "no" });
+    // Percent-encoded throughout: nothing in it can reach the terminal raw.
+    let _ = writeln!(out, "magnet:     {}", share_proto::metainfo::magnet_link(m));
     let trackers = m.trackers();
     if trackers.is_empty() {
         let _ = writeln!(out, "trackers:   none (peers must be given with --peer)");

@@ -5,5 +5,6 @@ pub mod create;
 pub mod existing;
 pub mod fetch;
 pub mod info;
+pub mod magnet;
 pub mod seed;
 pub mod tracker;

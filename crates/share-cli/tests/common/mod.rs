@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod libtorrent;
 pub mod proc;
 
 use std::path::{Path, PathBuf};

@@ -21,9 +21,16 @@ impl Conn {
             reqq: Some(self.shared.config.reqq as i64),
             p: Some(i64::from(self.shared.listen_addr.port())),
             nick: Some(nick.into_bytes().into()),
+            metadata_size: self.metadata_size(),
             ..Default::default()
         };
         hs.m.insert(share_proto::chat::EXTENSION.into(), i64::from(CHAT_ID));
+        if hs.metadata_size.is_some() {
+            hs.m.insert(
+                share_proto::metadata::EXTENSION.into(),
+                i64::from(super::metadata::METADATA_ID),
+            );
+        }
         self.send(Message::Extended {
             id: HANDSHAKE_ID,
             payload: Bytes::from(hs.encode()),
@@ -55,6 +62,7 @@ impl Conn {
             self.pipeline = self.shared.config.pipeline.min(reqq as usize);
         }
         self.chat_id = hs.id_of(share_proto::chat::EXTENSION);
+        self.metadata_id = hs.id_of(share_proto::metadata::EXTENSION);
         let client = hs.client();
         let (both_complete, duplicate) =
             self.shared

@@ -42,6 +42,7 @@ mod download;
 mod extended;
 mod handshake;
 mod haves;
+mod metadata;
 mod upload;
 mod writer;
 
@@ -180,6 +181,9 @@ struct Conn {
     timeouts: u32,
     /// The id they want `share_chat` under, once their extension handshake says so.
     chat_id: Option<u8>,
+    /// The id the peer wants `ut_metadata` under, and how many pieces it asked of us.
+    metadata_id: Option<u8>,
+    metadata_requests: u32,
     /// Whether their extension handshake arrived.
     ext_seen: bool,
     /// Whether one of theirs could be read; later ones only update their nickname.
@@ -236,6 +240,8 @@ impl Conn {
             last_block: Instant::now(),
             timeouts: 0,
             chat_id: None,
+            metadata_id: None,
+            metadata_requests: 0,
             ext_seen: false,
             ext_valid: false,
             announced: false,
@@ -451,6 +457,10 @@ impl Conn {
                 self.shared
                     .chat_received(self.key, self.peer_id, self.addr, &payload)?;
             }
+            Message::Extended {
+                id: metadata::METADATA_ID,
+                payload,
+            } => self.on_metadata(&payload)?,
             Message::Extended { .. } => {}
         }
         Ok(None)
