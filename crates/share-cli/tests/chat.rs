@@ -39,7 +39,10 @@ fn manifest(dir: &std::path::Path) -> (String, InfoHash) {
 /// its port once it is listening.
 fn join(manifest: &str, nick: &str, peer: Option<u16>) -> (Proc, u16) {
     let peer = peer.map(|p| format!("127.0.0.1:{p}"));
-    let mut args = vec!["chat", manifest, "--nick", nick, "--port", "0", "--json"];
+    // No peer exchange: the line stays a line, so messages must be relayed along it.
+    let mut args = vec![
+        "chat", manifest, "--nick", nick, "--port", "0", "--json", "--no-pex",
+    ];
     if let Some(p) = &peer {
         args.extend(["--peer", p.as_str()]);
     }

@@ -232,16 +232,27 @@ fn a_glob_that_matches_nothing_is_bad_input_naming_it() {
 fn an_interrupted_only_fetch_resumes_and_a_full_fetch_completes_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let (root, files) = tree(dir.path(), 4);
-    // Nobody listens at the tracker: who talks to whom is set with --peer alone.
+    // Nobody listens at the tracker, and nobody exchanges peers: who talks to whom is set
+    // with --peer alone.
     let (seeder, manifest) = seed(
         &root,
-        &["--piece-size", "16K", "--tracker", "http://127.0.0.1:1/announce"],
+        &[
+            "--piece-size",
+            "16K",
+            "--tracker",
+            "http://127.0.0.1:1/announce",
+            "--no-pex",
+        ],
     );
     let seeder_addr = peer_of(&seeder.seen[0]);
     let hash = seeder.seen[0]["info_hash"].as_str().unwrap().to_string();
 
     let mid = dir.path().join("mid-only");
-    let mut partial_peer = fetch(&manifest, &mid, &["--peer", &seeder_addr, "--only", "mid.bin"]);
+    let mut partial_peer = fetch(
+        &manifest,
+        &mid,
+        &["--peer", &seeder_addr, "--only", "mid.bin", "--no-pex"],
+    );
     let partial_addr = peer_of(&partial_peer.wait_event(30, "fetching"));
     partial_peer.wait_event(60, "complete");
     same(&mid, &files, &["mid.bin"]);
@@ -251,7 +262,7 @@ fn an_interrupted_only_fetch_resumes_and_a_full_fetch_completes_the_rest() {
     let mut first = fetch(
         &manifest,
         &out,
-        &[&["--no-seed", "--peer", &partial_addr][..], &only].concat(),
+        &[&["--no-seed", "--no-pex", "--peer", &partial_addr][..], &only].concat(),
     );
     for _ in 0..3 {
         first.wait(60, "a piece verified", |v| v["event"] == "piece_verified");
@@ -275,7 +286,7 @@ fn an_interrupted_only_fetch_resumes_and_a_full_fetch_completes_the_rest() {
     let mut again = fetch(
         &manifest,
         &out,
-        &[&["--no-seed", "--peer", &seeder_addr][..], &only].concat(),
+        &[&["--no-seed", "--no-pex", "--peer", &seeder_addr][..], &only].concat(),
     );
     let checked = again.wait(60, "the resume check", |v| {
         v["event"] == "checking" && v["done"] == v["total"]
@@ -294,7 +305,11 @@ fn an_interrupted_only_fetch_resumes_and_a_full_fetch_completes_the_rest() {
         "one per output"
     );
 
-    let mut full = fetch(&manifest, &out, &["--no-seed", "--peer", &seeder_addr]);
+    let mut full = fetch(
+        &manifest,
+        &out,
+        &["--no-seed", "--no-pex", "--peer", &seeder_addr],
+    );
     full.wait_event(60, "complete");
     assert_eq!(full.exit_code(30), Some(0), "{}", full.stderr());
     let all: Vec<&str> = FILES.iter().map(|(p, _)| *p).collect();

@@ -61,6 +61,9 @@ pub struct Config {
     /// Verified pieces are written around the page cache (`O_DIRECT`) where aligned and
     /// supported; see `storage.rs`.
     pub direct_writes: bool,
+    /// Peer exchange (BEP 11, `ut_pex`): tell peers whom else we are connected to and dial
+    /// whom they tell us of. Private torrents never do, whatever this says.
+    pub pex: bool,
     /// Strikes before a peer is banned: a failed piece it shared with others, or a
     /// connection closed for breaking the protocol (a peer that alone sent a failing piece
     /// is banned at once). See `conduct.rs`.
@@ -119,6 +122,7 @@ impl Default for Config {
             hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             direct_writes: true,
             ban_strikes: 3,
+            pex: true,
             numwant: 50,
             announce_backoff_min: Duration::from_secs(5),
             announce_backoff_max: Duration::from_secs(300),

@@ -281,6 +281,16 @@ impl Shared {
         self.emit(crate::event::Event::FileUnavailable { path, reason, pieces });
     }
 
+    /// Where the peers other than `except` listen (those we know), for peer exchange.
+    pub(crate) fn pex_peers(&self, except: PeerKey) -> Vec<SocketAddr> {
+        let st = self.lock();
+        st.peers
+            .iter()
+            .filter(|(k, p)| **k != except && !p.displaced)
+            .filter_map(|(_, p)| p.listen)
+            .collect()
+    }
+
     /// Our nickname now.
     pub(crate) fn nick(&self) -> String {
         self.lock().chat.nick.clone()

@@ -17,6 +17,7 @@ pub mod magnet;
 pub mod metadata;
 pub mod metainfo;
 pub mod parallel;
+pub mod pex;
 pub mod sanitize;
 pub mod wire;
 

@@ -26,6 +26,10 @@ pub struct Args {
     /// Chat as JSON events on stdout; each line on stdin is sent.
     #[arg(long)]
     pub json: bool,
+    /// No peer exchange (BEP 11): do not tell peers whom else we are connected to, and
+    /// do not dial whom they tell us of.
+    #[arg(long)]
+    pub no_pex: bool,
 }
 
 /// Runs `share chat`.
@@ -47,6 +51,7 @@ async fn chat(args: Args) -> Outcome {
         config: Config {
             listen,
             nick: args.nick.clone().unwrap_or_else(default_nick),
+            pex: !args.no_pex,
             ..Config::default()
         },
     };

@@ -55,6 +55,10 @@ pub struct Args {
     /// Exit once the data is verified instead of seeding until Ctrl-C.
     #[arg(long)]
     pub no_seed: bool,
+    /// No peer exchange (BEP 11): do not tell peers whom else we are connected to, and
+    /// do not dial whom they tell us of.
+    #[arg(long)]
+    pub no_pex: bool,
     /// Chat nickname [default: your login name].
     #[arg(long)]
     pub nick: Option<String>,
@@ -147,6 +151,7 @@ fn prepare(
             state_dir: state_dir(args.state_dir.clone()),
             overwrite: args.overwrite,
             select: only.as_ref().map(|o| o.mask.clone()),
+            pex: !args.no_pex,
             ..Config::default()
         },
     };

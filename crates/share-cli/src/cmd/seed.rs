@@ -49,6 +49,10 @@ pub struct Args {
     /// Newline-delimited JSON events on stdout instead of bars.
     #[arg(long)]
     pub json: bool,
+    /// No peer exchange (BEP 11): do not tell peers whom else we are connected to, and
+    /// do not dial whom they tell us of.
+    #[arg(long)]
+    pub no_pex: bool,
 }
 
 /// Runs `share seed`.
@@ -217,6 +221,7 @@ async fn seed(args: Args) -> Outcome {
             listen,
             nick: args.nick.clone().unwrap_or_else(crate::run::default_nick),
             limits: args.rate.limits(),
+            pex: !args.no_pex,
             ..Config::default()
         },
     };

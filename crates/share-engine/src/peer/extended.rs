@@ -25,6 +25,9 @@ impl Conn {
             ..Default::default()
         };
         hs.m.insert(share_proto::chat::EXTENSION.into(), i64::from(CHAT_ID));
+        if self.pex_allowed() {
+            hs.m.insert(share_proto::pex::EXTENSION.into(), i64::from(super::pex::PEX_ID));
+        }
         if hs.metadata_size.is_some() {
             hs.m.insert(
                 share_proto::metadata::EXTENSION.into(),
@@ -63,6 +66,7 @@ impl Conn {
         }
         self.chat_id = hs.id_of(share_proto::chat::EXTENSION);
         self.metadata_id = hs.id_of(share_proto::metadata::EXTENSION);
+        self.pex.id = hs.id_of(share_proto::pex::EXTENSION);
         let client = hs.client();
         let (both_complete, duplicate) =
             self.shared
@@ -74,6 +78,8 @@ impl Conn {
         if both_complete && self.nothing_to_share() {
             return Ok(Some("both have everything".into()));
         }
+        // Our first peer exchange: everyone we know of, at once.
+        self.send_pex()?;
         if let Some(id) = self.chat_id {
             for payload in self.shared.chat_history() {
                 self.send(Message::Extended { id, payload })?;

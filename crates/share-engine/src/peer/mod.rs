@@ -43,6 +43,7 @@ mod extended;
 mod handshake;
 mod haves;
 mod metadata;
+mod pex;
 mod upload;
 mod writer;
 
@@ -184,6 +185,8 @@ struct Conn {
     /// The id the peer wants `ut_metadata` under, and how many pieces it asked of us.
     metadata_id: Option<u8>,
     metadata_requests: u32,
+    /// Peer exchange on this connection (`pex.rs`).
+    pex: pex::PexState,
     /// Whether their extension handshake arrived.
     ext_seen: bool,
     /// Whether one of theirs could be read; later ones only update their nickname.
@@ -242,6 +245,7 @@ impl Conn {
             chat_id: None,
             metadata_id: None,
             metadata_requests: 0,
+            pex: pex::PexState::default(),
             ext_seen: false,
             ext_valid: false,
             announced: false,
@@ -461,6 +465,10 @@ impl Conn {
                 id: metadata::METADATA_ID,
                 payload,
             } => self.on_metadata(&payload)?,
+            Message::Extended {
+                id: pex::PEX_ID,
+                payload,
+            } => self.on_pex(&payload),
             Message::Extended { .. } => {}
         }
         Ok(None)
@@ -476,6 +484,7 @@ impl Conn {
         if !self.announced && self.started.elapsed() >= CLIENT_NAME_WAIT {
             self.announce(None);
         }
+        self.pex_tick()?;
         if self.down_until.is_some() {
             // We are not reading: silence now is ours, not the peer's (`down_resume`).
             return Ok(());
