@@ -36,6 +36,37 @@ fn torrent_config() -> Config {
     }
 }
 
+/// Seeding `f` where it is.
+fn seed_params(f: &Shared) -> Params {
+    Params {
+        meta: f.meta.clone(),
+        paths: output_paths(&f.meta, &f.path),
+        root: f.dir.path().to_path_buf(),
+        mode: Mode::Seed,
+        trackers: vec![],
+        peers: vec![],
+        config: torrent_config(),
+    }
+}
+
+/// Fetching `f` into `path` (in `root`) from `peer`.
+fn fetch_params(
+    f: &Shared,
+    path: &std::path::Path,
+    root: &std::path::Path,
+    peer: std::net::SocketAddr,
+) -> Params {
+    Params {
+        meta: f.meta.clone(),
+        paths: output_paths(&f.meta, path),
+        root: root.to_path_buf(),
+        mode: Mode::Fetch,
+        trackers: vec![],
+        peers: vec![peer],
+        config: torrent_config(),
+    }
+}
+
 /// Waits until `pred` holds for a session event, with a deadline.
 async fn wait_session(
     rx: &mut broadcast::Receiver<SessionEvent>,
@@ -62,18 +93,7 @@ async fn fifty_torrents_on_one_port_are_fetched_by_one_session() {
     let seeder = Session::start(session_config()).await.unwrap();
     let mut seeds = Vec::new();
     for f in &files {
-        let t = seeder
-            .add(Params {
-                meta: f.meta.clone(),
-                paths: output_paths(&f.meta, &f.path),
-                root: f.dir.path().to_path_buf(),
-                mode: Mode::Seed,
-                trackers: vec![],
-                peers: vec![],
-                config: torrent_config(),
-            })
-            .await
-            .unwrap();
+        let t = seeder.add(seed_params(f)).await.unwrap();
         assert_eq!(
             t.listen_addr(),
             seeder.listen_addr(),
@@ -87,18 +107,7 @@ async fn fifty_torrents_on_one_port_are_fetched_by_one_session() {
     assert_eq!(seeder.torrents().len(), TORRENTS);
 
     // The same torrent twice in one session is refused.
-    let again = seeder
-        .add(Params {
-            meta: files[0].meta.clone(),
-            paths: output_paths(&files[0].meta, &files[0].path),
-            root: files[0].dir.path().to_path_buf(),
-            mode: Mode::Seed,
-            trackers: vec![],
-            peers: vec![],
-            config: torrent_config(),
-        })
-        .await
-        .unwrap_err();
+    let again = seeder.add(seed_params(&files[0])).await.unwrap_err();
     assert_eq!(
         again.to_string(),
         format!("this session already has the torrent {}", files[0].meta.info_hash)
@@ -111,15 +120,7 @@ async fn fifty_torrents_on_one_port_are_fetched_by_one_session() {
     for (i, f) in files.iter().enumerate() {
         let path = out.path().join(format!("out-{i}.bin"));
         let t = fetcher
-            .add(Params {
-                meta: f.meta.clone(),
-                paths: output_paths(&f.meta, &path),
-                root: out.path().to_path_buf(),
-                mode: Mode::Fetch,
-                trackers: vec![],
-                peers: vec![seeder.listen_addr()],
-                config: torrent_config(),
-            })
+            .add(fetch_params(f, &path, out.path(), seeder.listen_addr()))
             .await
             .unwrap();
         fetches.push((t, path));
@@ -189,18 +190,7 @@ async fn a_named_peer_that_refuses_a_burst_is_dialed_again_until_every_fetch_com
     .await
     .unwrap();
     for f in &files {
-        seeder
-            .add(Params {
-                meta: f.meta.clone(),
-                paths: output_paths(&f.meta, &f.path),
-                root: f.dir.path().to_path_buf(),
-                mode: Mode::Seed,
-                trackers: vec![],
-                peers: vec![],
-                config: torrent_config(),
-            })
-            .await
-            .unwrap();
+        seeder.add(seed_params(f)).await.unwrap();
     }
     // Two connections that never handshake hold both of this address's places: a third is
     // closed at once, and so is every fetch's first dial.
@@ -227,15 +217,7 @@ async fn a_named_peer_that_refuses_a_burst_is_dialed_again_until_every_fetch_com
     let mut fetches = Vec::new();
     for (i, f) in files.iter().enumerate() {
         let path = out.path().join(format!("out-{i}.bin"));
-        let params = Params {
-            meta: f.meta.clone(),
-            paths: output_paths(&f.meta, &path),
-            root: out.path().to_path_buf(),
-            mode: Mode::Fetch,
-            trackers: vec![],
-            peers: vec![seeder.listen_addr()],
-            config: torrent_config(),
-        };
+        let params = fetch_params(f, &path, out.path(), seeder.listen_addr());
         fetches.push((fetcher.add(params).await.unwrap(), path));
     }
     let mut refused = HashSet::new();
@@ -279,20 +261,7 @@ async fn two_torrents_in_one_session_share_its_download_limit() {
     let seeder = Session::start(session_config()).await.unwrap();
     let mut seeds = Vec::new();
     for f in &files {
-        seeds.push(
-            seeder
-                .add(Params {
-                    meta: f.meta.clone(),
-                    paths: output_paths(&f.meta, &f.path),
-                    root: f.dir.path().to_path_buf(),
-                    mode: Mode::Seed,
-                    trackers: vec![],
-                    peers: vec![],
-                    config: torrent_config(),
-                })
-                .await
-                .unwrap(),
-        );
+        seeds.push(seeder.add(seed_params(f)).await.unwrap());
     }
     let out = tempfile::tempdir().unwrap();
     let fetcher = Session::start(SessionConfig {
@@ -307,15 +276,7 @@ async fn two_torrents_in_one_session_share_its_download_limit() {
     for (i, f) in files.iter().enumerate() {
         let path = out.path().join(format!("limited-{i}.bin"));
         let t = fetcher
-            .add(Params {
-                meta: f.meta.clone(),
-                paths: output_paths(&f.meta, &path),
-                root: out.path().to_path_buf(),
-                mode: Mode::Fetch,
-                trackers: vec![],
-                peers: vec![seeder.listen_addr()],
-                config: torrent_config(),
-            })
+            .add(fetch_params(f, &path, out.path(), seeder.listen_addr()))
             .await
             .unwrap();
         fetches.push((t, path));

@@ -13,8 +13,16 @@ async fn three_seeders_two_fetchers_and_fetchers_reseed() {
     let shared = make_file(6 * 1024 * 1024 + 1234, 32 * 1024, vec![tracker.url.clone()]);
     let t = vec![tracker.url.clone()];
     let mut seeders = Vec::new();
+    // Seeders that upload at 1 MiB/s each: a fetcher that completed (unlimited) is the
+    // fastest source for the next one, so its re-seeding shows however busy the machine
+    // is (on a loaded machine B once finished from three unlimited seeders before A's
+    // connection carried a piece).
+    let slow = Config {
+        limits: share_engine::Limits::new(Some(1024 * 1024), None),
+        ..config()
+    };
     for _ in 0..3 {
-        seeders.push(seed(&shared.meta, &shared.path, t.clone(), vec![]).await);
+        seeders.push(seed_with(&shared.meta, &shared.path, t.clone(), vec![], slow.clone()).await);
     }
     let out = tempfile::tempdir().unwrap();
     let a_path = out.path().join("a.bin");

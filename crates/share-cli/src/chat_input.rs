@@ -18,6 +18,13 @@ pub enum After {
 /// Acts on one line of input. With several transfers in the process a message goes to every
 /// swarm, `/nick` renames us in all, `/msg` goes to the first swarm that has the nickname,
 /// and `/peers` lists every swarm's peers.
+/// Unix milliseconds now.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 pub fn handle(torrents: &[Torrent], render: &Render, line: &str) -> After {
     let line = line.trim_end_matches(['\r', '\n']);
     if line.trim().is_empty() {
@@ -28,10 +35,13 @@ pub fn handle(torrents: &[Torrent], render: &Render, line: &str) -> After {
         None => ("", line),
     };
     match cmd {
-        "" => match to_every(torrents, |t| t.say(rest)) {
-            Ok(()) => render.own_chat(rest, None),
-            Err(e) => render.problem("chat_error", &format!("not sent: {e}")),
-        },
+        "" => {
+            let written = now_ms();
+            match to_every(torrents, |t| t.say_at(rest, written)) {
+                Ok(()) => render.own_chat(rest, None),
+                Err(e) => render.problem("chat_error", &format!("not sent: {e}")),
+            }
+        }
         "quit" => return After::Quit,
         "nick" if !rest.is_empty() => {
             let nick = torrents

@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
+use common::libtorrent::Libtorrent;
 use common::proc::fetch;
 use common::{fixtures, share, share_json};
 
@@ -56,16 +55,8 @@ fn a_v2_only_torrent_is_refused_as_not_supported_yet() {
     );
 }
 
-/// libtorrent seeding the fixture's payload on loopback (port printed once it seeds).
-struct LibtorrentSeeder(Child);
-
-impl Drop for LibtorrentSeeder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// libtorrent seeding the fixture's payload on loopback: prints its port once it seeds,
+/// then seeds until it is killed.
 const SEEDER: &str = r#"
 import sys, time
 import libtorrent as lt
@@ -81,39 +72,18 @@ while not h.status().is_seeding:
     if time.time() > deadline:
         sys.exit('libtorrent did not start seeding: %s' % h.status().state)
     time.sleep(0.05)
-print(ses.listen_port(), flush=True)
-sys.stdin.read()
+print('port %d' % ses.listen_port(), flush=True)
+while True:
+    time.sleep(1)
 "#;
 
-fn libtorrent_seeder(manifest: &str, save_path: &Path) -> Option<(LibtorrentSeeder, u16)> {
-    let python = Path::new("/usr/bin/python3");
-    let has = python.is_file()
-        && Command::new(python)
-            .args(["-c", "import libtorrent"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !has {
-        let why = "skipped: libtorrent for /usr/bin/python3 is missing (apt-get install python3-libtorrent)";
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{why}");
-        eprintln!("{why}");
-        return None;
-    }
-    let mut child = Command::new(python)
-        .args(["-c", SEEDER, manifest])
-        .arg(save_path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
+fn libtorrent_seeder(manifest: &str, save_path: &Path) -> Option<(Libtorrent, u16)> {
+    let mut lt = Libtorrent::start(SEEDER, &[manifest, save_path.to_str().unwrap()])?;
+    let port = lt.wait_prefix("port ", 60);
+    let port = port
         .parse()
-        .unwrap_or_else(|_| panic!("no port from libtorrent: {line:?}"));
-    Some((LibtorrentSeeder(child), port))
+        .unwrap_or_else(|_| panic!("no port from libtorrent: {port:?}"));
+    Some((lt, port))
 }
 
 /// Every path below `root`, relative, sorted.

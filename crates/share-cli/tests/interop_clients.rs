@@ -141,28 +141,7 @@ fn share_fetch_downloads_from_an_aria2c_seeder() {
     std::fs::create_dir(&seed_dir).unwrap();
     let data = pattern(5_000_000, 22);
     std::fs::write(seed_dir.join("data.bin"), &data).unwrap();
-    let mut tracker = Proc::share(&["tracker", "--bind", "127.0.0.1:0"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let url = loop {
-        if let Some(u) = tracker
-            .stderr()
-            .lines()
-            .find_map(|l| l.strip_prefix("tracker listening on ").map(str::to_string))
-        {
-            break u;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "tracker did not start: {}",
-            tracker.stderr()
-        );
-        assert!(
-            tracker.child.try_wait().unwrap().is_none(),
-            "tracker exited: {}",
-            tracker.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (_tracker, url, _) = common::proc::tracker(&[]);
     let manifest = dir.path().join("data.torrent");
     let made = share_json(&[
         "create",

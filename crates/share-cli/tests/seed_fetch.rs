@@ -222,27 +222,7 @@ fn a_udp_tracker_alone_brings_seeder_and_fetcher_together() {
     let file = dir.path().join("clip.bin");
     let data = pattern(3_000_000, 23);
     std::fs::write(&file, &data).unwrap();
-    let mut tracker = Proc::share(&["tracker", "--bind", "127.0.0.1:0"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let url = loop {
-        if let Some(u) = tracker.stderr().lines().find_map(|l| {
-            l.strip_prefix("tracker listening on udp://")
-                .map(|u| format!("udp://{u}"))
-        }) {
-            break u;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "tracker did not start: {}",
-            tracker.stderr()
-        );
-        assert!(
-            tracker.child.try_wait().unwrap().is_none(),
-            "{}",
-            tracker.stderr()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let (mut tracker, _, url) = common::proc::tracker(&[]);
     let (mut seeder, manifest) = seed(&file, &["-t", &url]);
     assert_eq!(seeder.seen[0]["embedded_tracker"], false);
     seeder.wait(30, "the seeder's announce", |v| {

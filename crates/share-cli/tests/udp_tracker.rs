@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::libtorrent::Libtorrent;
-use common::proc::{fetch, seed, Proc};
+use common::proc::{fetch, seed, tracker};
 use common::{pattern, share};
 
 const SCRIPT: &str = r#"
@@ -42,38 +40,13 @@ while time.time() < deadline:
 sys.exit('libtorrent timed out: %s, announced: %s' % (h.status().state, announced))
 "#;
 
-/// `share tracker` on port 0: the process and its `udp://` announce URL.
-fn udp_tracker() -> (Proc, String) {
-    let mut tracker = Proc::share(&["tracker", "--bind", "127.0.0.1:0", "--interval", "5"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(u) = tracker.stderr().lines().find_map(|l| {
-            l.strip_prefix("tracker listening on udp://")
-                .map(|u| format!("udp://{u}"))
-        }) {
-            return (tracker, u);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "tracker did not start: {}",
-            tracker.stderr()
-        );
-        assert!(
-            tracker.child.try_wait().unwrap().is_none(),
-            "{}",
-            tracker.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn libtorrent_fetches_from_share_through_share_trackers_udp_side() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("song.bin");
     let data = pattern(4_000_000, 31);
     std::fs::write(&file, &data).unwrap();
-    let (_tracker, url) = udp_tracker();
+    let (_tracker, _, url) = tracker(&["--interval", "5"]);
     let (mut seeder, manifest) = seed(&file, &["-t", &url]);
     seeder.wait(30, "the seeder's UDP announce", |v| v["event"] == "tracker_ok");
     let save = dir.path().join("lt");
@@ -98,7 +71,7 @@ fn share_fetches_from_libtorrent_through_share_trackers_udp_side() {
     std::fs::create_dir(&seed_dir).unwrap();
     let data = pattern(4_000_000, 32);
     std::fs::write(seed_dir.join("film.bin"), &data).unwrap();
-    let (_tracker, url) = udp_tracker();
+    let (_tracker, _, url) = tracker(&["--interval", "5"]);
     let manifest = dir.path().join("film.torrent");
     let made = share(&[
         "create",

@@ -273,15 +273,16 @@ impl ChatState {
         Received::Ignored
     }
 
-    /// A line of ours (cleaned and checked by the caller) to the room, or to `to` alone:
-    /// the message, remembered (and kept for late joiners when it goes to the room).
-    pub fn compose(&mut self, us: PeerId, to: Option<PeerId>, text: String) -> ChatMessage {
+    /// A line of ours (cleaned and checked by the caller) to the room, or to `to` alone,
+    /// written at `time_ms`: the message, remembered (and kept for late joiners when it goes
+    /// to the room).
+    pub fn compose(&mut self, us: PeerId, to: Option<PeerId>, text: String, time_ms: u64) -> ChatMessage {
         let seq = self.next_seq;
         self.next_seq += 1;
         let m = ChatMessage {
             origin: us,
             seq,
-            time_ms: now_ms(),
+            time_ms,
             nick: self.nick.clone(),
             text,
             hops: MAX_HOPS,
@@ -350,7 +351,14 @@ impl Shared {
     }
 
     /// Sends a message to the room, or to the one peer called `to`.
-    pub(crate) fn chat_send(self: &Arc<Self>, to: Option<&str>, text: &str) -> Result<(), SendError> {
+    /// `time_ms`: when it was written (unix ms; `None`: now). A line sent to several swarms
+    /// carries one time, so a peer in several of them shows it once.
+    pub(crate) fn chat_send(
+        self: &Arc<Self>,
+        to: Option<&str>,
+        text: &str,
+        time_ms: Option<u64>,
+    ) -> Result<(), SendError> {
         let text = sanitize(text).trim().to_string();
         if text.is_empty() {
             return Err(SendError::Empty);
@@ -382,9 +390,12 @@ impl Shared {
                 Some((named[i].peer_id, cmds[i].clone()))
             }
         };
-        let m = st
-            .chat
-            .compose(self.peer_id, target.as_ref().map(|(id, _)| *id), text);
+        let m = st.chat.compose(
+            self.peer_id,
+            target.as_ref().map(|(id, _)| *id),
+            text,
+            time_ms.unwrap_or_else(now_ms),
+        );
         let payload = Bytes::from(m.encode());
         let cmds: Vec<_> = match target {
             Some((_, cmd)) => vec![cmd],
@@ -585,9 +596,9 @@ mod tests {
     #[test]
     fn composed_lines_are_remembered_so_their_echo_is_ignored() {
         let mut c = ChatState::new("me");
-        let m = c.compose(US, None, "hi".into());
+        let m = c.compose(US, None, "hi".into(), 1);
         assert_eq!((m.hops, m.origin, c.history.len()), (MAX_HOPS, US, 1));
-        let d = c.compose(US, Some(PeerId([2; 20])), "psst".into());
+        let d = c.compose(US, Some(PeerId([2; 20])), "psst".into(), 2);
         assert_eq!((d.seq, c.history.len()), (m.seq + 1, 1));
         let echo = c
             .receive(Instant::now(), US, &link(2), &m.encode(), links())

@@ -203,11 +203,18 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// The session's HTTP client (a handle: clones share one pool), or why it cannot be
-    /// built.
+    /// The session's HTTP client (a cheap handle), or why it cannot be built. It keeps no
+    /// idle connection: announces are minutes apart, and trackers close idle connections
+    /// (opentracker after every answer), so a kept one was reset under the next announce
+    /// (`hostile_tracker`, once in a full run).
     pub fn http(&self) -> Result<reqwest::Client, String> {
         self.http
-            .get_or_init(|| reqwest::Client::builder().build().map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
             .clone()
     }
 

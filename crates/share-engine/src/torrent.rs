@@ -844,12 +844,19 @@ impl Torrent {
 
     /// Sends a chat message to the room.
     pub fn say(&self, text: &str) -> Result<(), SendError> {
-        self.shared.chat_send(None, text)
+        self.shared.chat_send(None, text, None)
+    }
+
+    /// Sends a chat message to the room as written at `time_ms` (unix milliseconds): the
+    /// same line sent to several swarms carries one time, and a peer in several of them
+    /// shows it once.
+    pub fn say_at(&self, text: &str, time_ms: u64) -> Result<(), SendError> {
+        self.shared.chat_send(None, text, Some(time_ms))
     }
 
     /// Sends a direct chat message to the connected peer called `nick`.
     pub fn say_to(&self, nick: &str, text: &str) -> Result<(), SendError> {
-        self.shared.chat_send(Some(nick), text)
+        self.shared.chat_send(Some(nick), text, None)
     }
 
     /// Our chat nickname.

@@ -28,8 +28,8 @@ pub(crate) async fn run(shared: Arc<Shared>, urls: Vec<String>, active: tokio_ut
     if urls.is_empty() {
         return;
     }
-    // One HTTP client for the whole session: its TLS roots and connection pool are built
-    // once, and a thousand torrents announcing to one tracker share its connections.
+    // One HTTP client for the whole session: its TLS roots are built once, not once per
+    // torrent (`Core::http`).
     let client = match shared.session.http() {
         Ok(c) => c,
         Err(error) => {

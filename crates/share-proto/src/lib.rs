@@ -8,6 +8,7 @@ pub mod announce;
 pub mod bencode;
 pub mod bitfield;
 pub mod chat;
+pub mod compact;
 pub mod create;
 pub mod extension;
 pub mod geometry;

@@ -4,7 +4,7 @@
 //! `added6`/`dropped6`); `added.f` carries a flag byte per added IPv4 peer, which we write
 //! as 0 and do not read. At most [`MAX_ADDED`] of each list are read or written.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -40,35 +40,17 @@ struct Wire {
 fn compact(addrs: &[SocketAddr], v6: bool) -> Option<ByteBuf> {
     let mut out = Vec::new();
     for a in addrs.iter().filter(|a| a.is_ipv6() == v6).take(MAX_ADDED) {
-        match a.ip() {
-            IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
-            IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
-        }
-        out.extend_from_slice(&a.port().to_be_bytes());
+        crate::compact::write(a, &mut out);
     }
     (!out.is_empty()).then(|| ByteBuf::from(out))
 }
 
 fn addrs(bytes: &Option<ByteBuf>, v6: bool) -> Vec<SocketAddr> {
-    let size = if v6 { 18 } else { 6 };
-    bytes
-        .as_ref()
-        .map(|b| {
-            b.chunks_exact(size)
-                .take(MAX_ADDED)
-                .map(|c| {
-                    let (ip, port) = c.split_at(size - 2);
-                    let port = u16::from_be_bytes([port[0], port[1]]);
-                    let ip = match <[u8; 16]>::try_from(ip) {
-                        Ok(v6) => IpAddr::V6(Ipv6Addr::from(v6)),
-                        Err(_) => IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
-                    };
-                    SocketAddr::new(ip, port)
-                })
-                .filter(|a| a.port() != 0)
-                .collect()
-        })
-        .unwrap_or_default()
+    let Some(b) = bytes else { return Vec::new() };
+    crate::compact::read(b, v6)
+        .take(MAX_ADDED)
+        .filter(|a| a.port() != 0)
+        .collect()
 }
 
 impl PexMessage {

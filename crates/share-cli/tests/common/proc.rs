@@ -197,3 +197,27 @@ pub fn listen_port(event: &Value) -> u16 {
         .expect("the event names its listen address");
     listen.rsplit(':').next().unwrap().parse().unwrap()
 }
+
+/// `share tracker --bind 127.0.0.1:0` plus `extra`, once it listens: the process and its
+/// announce URLs, HTTP and UDP (polled from its stderr, with a deadline).
+pub fn tracker(extra: &[&str]) -> (Proc, String, String) {
+    let mut args = vec!["tracker", "--bind", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut t = Proc::share(&args);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let err = t.stderr();
+        let url = |scheme: &str| {
+            err.lines()
+                .filter_map(|l| l.strip_prefix("tracker listening on "))
+                .find(|u| u.starts_with(scheme))
+                .map(str::to_string)
+        };
+        if let (Some(http), Some(udp)) = (url("http://"), url("udp://")) {
+            return (t, http, udp);
+        }
+        assert!(Instant::now() < deadline, "tracker did not start: {err}");
+        assert!(t.child.try_wait().unwrap().is_none(), "tracker exited: {err}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

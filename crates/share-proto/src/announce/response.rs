@@ -6,7 +6,7 @@
 //! both forms are accepted. The number of peers kept is bounded.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use serde_bencode::value::Value;
 
@@ -109,27 +109,15 @@ fn compact_peers(
     key: &'static str,
     out: &mut Vec<PeerEntry>,
 ) -> Result<(), ResponseError> {
-    if bytes.len() % width != 0 {
+    if bytes.len() % width != 0 || (width != 6 && width != 18) {
         return Err(ResponseError::Bad(key));
     }
-    for chunk in bytes.chunks_exact(width) {
-        if out.len() >= MAX_RESPONSE_PEERS {
-            break;
-        }
-        let (ip, port) = chunk.split_at(width - 2);
-        let ip = match <[u8; 4]>::try_from(ip) {
-            Ok(v4) => IpAddr::V4(Ipv4Addr::from(v4)),
-            Err(_) => match <[u8; 16]>::try_from(ip) {
-                Ok(v6) => IpAddr::V6(Ipv6Addr::from(v6)),
-                Err(_) => return Err(ResponseError::Bad(key)),
-            },
-        };
-        let port = u16::from_be_bytes([port[0], port[1]]);
-        out.push(PeerEntry {
-            addr: SocketAddr::new(ip, port),
-            peer_id: None,
-        });
-    }
+    let room = MAX_RESPONSE_PEERS.saturating_sub(out.len());
+    out.extend(
+        crate::compact::read(bytes, width == 18)
+            .take(room)
+            .map(|addr| PeerEntry { addr, peer_id: None }),
+    );
     Ok(())
 }
 
@@ -218,6 +206,7 @@ impl ScrapeResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
 
     #[test]
     fn compact_and_v6_peers() {

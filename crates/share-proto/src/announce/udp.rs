@@ -10,7 +10,7 @@
 //! Parsing never panics and never allocates past the packet's own length: every length is
 //! checked before the bytes are read.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::{AnnounceRequest, Event, PeerEntry, ScrapeStats, MAX_RESPONSE_PEERS};
 use crate::hash::{InfoHash, PeerId};
@@ -336,11 +336,7 @@ impl Response {
                 }
                 let v6 = peers.first().is_some_and(SocketAddr::is_ipv6);
                 for p in peers.iter().filter(|p| p.is_ipv6() == v6) {
-                    match p.ip() {
-                        IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
-                        IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
-                    }
-                    out.extend_from_slice(&p.port().to_be_bytes());
+                    crate::compact::write(p, &mut out);
                 }
             }
             Response::Scrape { transaction, stats } => {
@@ -384,20 +380,7 @@ impl Response {
                 let (Some(interval), Some(leechers), Some(seeders)) = (r.u32(), r.u32(), r.u32()) else {
                     return Err(short("announce response"));
                 };
-                let size = if v6 { 18 } else { 6 };
-                let peers =
-                    r.0.chunks_exact(size)
-                        .take(MAX_RESPONSE_PEERS)
-                        .map(|c| {
-                            let (ip, port) = c.split_at(size - 2);
-                            let port = u16::from_be_bytes([port[0], port[1]]);
-                            let ip = match <[u8; 16]>::try_from(ip) {
-                                Ok(v6) => IpAddr::V6(Ipv6Addr::from(v6)),
-                                Err(_) => IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
-                            };
-                            SocketAddr::new(ip, port)
-                        })
-                        .collect();
+                let peers = crate::compact::read(r.0, v6).take(MAX_RESPONSE_PEERS).collect();
                 Ok(Response::Announce {
                     transaction,
                     interval,
