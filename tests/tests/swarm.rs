@@ -210,46 +210,53 @@ async fn addresses_beyond_max_peers_wait_for_a_slot_instead_of_being_dropped() {
 }
 
 /// Peer exchange (BEP 11): a fetcher given only a second fetcher's address learns the
-/// seeder's from it and dials it.
+/// seeder's from it and dials it; in a private torrent (BEP 27) it does not, and gets
+/// everything from the second fetcher.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fetcher_learns_the_seeder_by_peer_exchange() {
-    let shared = make_file(2 * 1024 * 1024, 16 * 1024, vec![]);
-    let seeder = seed(&shared.meta, &shared.path, vec![], vec![]).await;
-    let a = seeder.listen_addr();
-    let out = tempfile::tempdir().unwrap();
-    let b_cfg = Config {
-        // B fetches slowly, so that it is still connected to both when C arrives.
-        limits: share_engine::Limits::new(None, Some(256 * 1024)),
-        ..config()
-    };
-    let b = fetch_with(&shared.meta, &out.path().join("b.bin"), vec![], vec![a], b_cfg).await;
-    let mut b_events = b.events();
-    wait_for(&mut b_events, 30, "B meets the seeder", |e| {
-        matches!(e, Event::PeerUp { .. })
-    })
-    .await;
-    let c = fetch(
-        &shared.meta,
-        &out.path().join("c.bin"),
-        vec![],
-        vec![b.listen_addr()],
-    )
-    .await;
-    let mut c_events = c.events();
-    let seen = wait_for(&mut c_events, 60, "C complete", is_complete).await;
-    let met: Vec<_> = seen
-        .iter()
-        .filter_map(|e| match e {
-            Event::PeerUp { addr, .. } => Some(*addr),
-            _ => None,
+async fn a_fetcher_learns_the_seeder_by_peer_exchange_unless_the_torrent_is_private() {
+    for private in [false, true] {
+        let shared = make_file_with(2 * 1024 * 1024, 16 * 1024, vec![], private);
+        let seeder = seed(&shared.meta, &shared.path, vec![], vec![]).await;
+        let a = seeder.listen_addr();
+        let out = tempfile::tempdir().unwrap();
+        let b_cfg = Config {
+            // B fetches slowly, so that it is still connected to both when C arrives.
+            limits: share_engine::Limits::new(None, Some(1024 * 1024)),
+            ..config()
+        };
+        let b = fetch_with(&shared.meta, &out.path().join("b.bin"), vec![], vec![a], b_cfg).await;
+        let mut b_events = b.events();
+        wait_for(&mut b_events, 30, "B meets the seeder", |e| {
+            matches!(e, Event::PeerUp { .. })
         })
-        .collect();
-    assert!(
-        met.contains(&a),
-        "C dialed the seeder it learnt of from B: {met:?}"
-    );
-    assert!(std::fs::read(out.path().join("c.bin")).unwrap() == shared.data);
-    for t in [c, b, seeder] {
-        t.shutdown().await;
+        .await;
+        let c = fetch(
+            &shared.meta,
+            &out.path().join("c.bin"),
+            vec![],
+            vec![b.listen_addr()],
+        )
+        .await;
+        let mut c_events = c.events();
+        let seen = wait_for(&mut c_events, 60, "C complete", is_complete).await;
+        let met: Vec<_> = seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::PeerUp { addr, .. } => Some(*addr),
+                _ => None,
+            })
+            .collect();
+        if private {
+            assert!(!met.contains(&a), "a private torrent exchanges no peers: {met:?}");
+        } else {
+            assert!(
+                met.contains(&a),
+                "C dialed the seeder it learnt of from B: {met:?}"
+            );
+        }
+        assert!(std::fs::read(out.path().join("c.bin")).unwrap() == shared.data);
+        for t in [c, b, seeder] {
+            t.shutdown().await;
+        }
     }
 }

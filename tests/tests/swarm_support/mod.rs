@@ -69,6 +69,11 @@ pub struct Shared {
 
 /// Writes `len` pattern bytes and makes a manifest with `piece_len` and `trackers`.
 pub fn make_file(len: usize, piece_len: u32, trackers: Vec<String>) -> Shared {
+    make_file_with(len, piece_len, trackers, false)
+}
+
+/// [`make_file`], BEP 27 private when `private`.
+pub fn make_file_with(len: usize, piece_len: u32, trackers: Vec<String>, private: bool) -> Shared {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("payload.bin");
     let data = pattern(len, len as u64);
@@ -76,6 +81,7 @@ pub fn make_file(len: usize, piece_len: u32, trackers: Vec<String>) -> Shared {
     let opts = CreateOptions {
         trackers,
         piece_len: Some(piece_len),
+        private,
         ..Default::default()
     };
     let (bytes, _) = create::create(&path, &opts, 2, &|_| {}).unwrap();

@@ -73,7 +73,9 @@ fn save(folder: &Path, meta: &Metainfo, bytes: &[u8]) -> Result<PathBuf, Failure
 /// links' peers to `args.peers`. The peer port is settled here (a free one for `--port 0`):
 /// the trackers asked for peers are told it, and the fetch then listens on it.
 pub async fn resolve(mut args: Args) -> Result<Args, Failure> {
-    let listen = crate::run::peer_listen(args.port.filter(|p| *p != 0)).await;
+    // `--port 0` (or a taken 6881) means any free port: one is picked now, from the
+    // system's ephemeral range, never the default port another process may be about to take.
+    let listen = crate::run::peer_listen(args.port).await;
     let listen = match listen.port() {
         0 => tokio::net::TcpListener::bind(listen)
             .await
