@@ -67,6 +67,23 @@ fn fetch_params(
     }
 }
 
+/// Adds a fetch of each of `files` to `fetcher`, into `out/PREFIX-N.bin`, from `peer`.
+async fn fetch_all(
+    fetcher: &Session,
+    files: &[Shared],
+    out: &std::path::Path,
+    prefix: &str,
+    peer: std::net::SocketAddr,
+) -> Vec<(share_engine::Torrent, std::path::PathBuf)> {
+    let mut fetches = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let path = out.join(format!("{prefix}-{i}.bin"));
+        let t = fetcher.add(fetch_params(f, &path, out, peer)).await.unwrap();
+        fetches.push((t, path));
+    }
+    fetches
+}
+
 /// Waits until `pred` holds for a session event, with a deadline.
 async fn wait_session(
     rx: &mut broadcast::Receiver<SessionEvent>,
@@ -116,15 +133,7 @@ async fn fifty_torrents_on_one_port_are_fetched_by_one_session() {
     let out = tempfile::tempdir().unwrap();
     let fetcher = Session::start(session_config()).await.unwrap();
     let mut events = fetcher.subscribe();
-    let mut fetches = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        let path = out.path().join(format!("out-{i}.bin"));
-        let t = fetcher
-            .add(fetch_params(f, &path, out.path(), seeder.listen_addr()))
-            .await
-            .unwrap();
-        fetches.push((t, path));
-    }
+    let mut fetches = fetch_all(&fetcher, &files, out.path(), "out", seeder.listen_addr()).await;
     let fetch_ids: HashSet<_> = fetches.iter().map(|(t, _)| t.id()).collect();
     let mut complete = HashSet::new();
     wait_session(&mut events, 60, "every download's Complete", |e| {
@@ -214,12 +223,7 @@ async fn a_named_peer_that_refuses_a_burst_is_dialed_again_until_every_fetch_com
     let out = tempfile::tempdir().unwrap();
     let fetcher = Session::start(session_config()).await.unwrap();
     let mut events = fetcher.subscribe();
-    let mut fetches = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        let path = out.path().join(format!("out-{i}.bin"));
-        let params = fetch_params(f, &path, out.path(), seeder.listen_addr());
-        fetches.push((fetcher.add(params).await.unwrap(), path));
-    }
+    let fetches = fetch_all(&fetcher, &files, out.path(), "out", seeder.listen_addr()).await;
     let mut refused = HashSet::new();
     wait_session(&mut events, 30, "every fetch refused once", |e| {
         if matches!(e.event, Event::PeerRefused { .. }) {
@@ -271,16 +275,8 @@ async fn two_torrents_in_one_session_share_its_download_limit() {
     .await
     .unwrap();
     let mut events = fetcher.subscribe();
-    let mut fetches = Vec::new();
     let start = std::time::Instant::now();
-    for (i, f) in files.iter().enumerate() {
-        let path = out.path().join(format!("limited-{i}.bin"));
-        let t = fetcher
-            .add(fetch_params(f, &path, out.path(), seeder.listen_addr()))
-            .await
-            .unwrap();
-        fetches.push((t, path));
-    }
+    let fetches = fetch_all(&fetcher, &files, out.path(), "limited", seeder.listen_addr()).await;
     // When the first of the two completes, the other must be well under way: the limit is
     // shared between them, not spent on one then the other.
     let mut done = Vec::new();

@@ -11,7 +11,6 @@
 //! address is not dialed while the connection lives.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use bytes::Bytes;
 use share_proto::bitfield::Bitfield;
@@ -88,26 +87,13 @@ impl Shared {
         }
         self.ip_has_room(&st, addr.ip())?;
         self.make_room(&mut st, addr)?;
-        let entry = PeerEntry {
+        let entry = PeerEntry::new(
             addr,
-            peer_id: theirs.peer_id,
-            has: Bitfield::new(self.geometry.piece_count()),
+            theirs.peer_id,
+            self.geometry.piece_count(),
             cmd,
-            am_choking: true,
-            interested: false,
-            down: 0,
-            up: 0,
-            down_at_rechoke: 0,
-            up_at_rechoke: 0,
-            dialed: dialed.then_some(addr),
-            listen: dialed.then_some(addr),
-            displaced: false,
-            moved: 0,
-            active_at: Instant::now(),
-            nick: None,
-            client: None,
-            chat: false,
-        };
+            dialed.then_some(addr),
+        );
         st.peers.insert(key, entry);
         let active = st.active.clone();
         drop(st);

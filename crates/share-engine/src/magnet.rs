@@ -261,21 +261,21 @@ pub async fn fetch_info(
     let mut tasks = JoinSet::new();
     let mut bad = Vec::new();
     let mut last = String::from("no answer");
-    let mut tries: std::collections::HashMap<SocketAddr, u32> = std::collections::HashMap::new();
-    let mut launch = |tasks: &mut JoinSet<(SocketAddr, Outcome)>, peers: &mut Vec<SocketAddr>| {
+    // Failed connections so far, per peer: the next try waits that many seconds.
+    let mut failures: std::collections::HashMap<SocketAddr, u32> = std::collections::HashMap::new();
+    let launch = |tasks: &mut JoinSet<(SocketAddr, Outcome)>,
+                  peers: &mut Vec<SocketAddr>,
+                  failures: &std::collections::HashMap<SocketAddr, u32>| {
         while tasks.len() < AT_ONCE {
             let Some(addr) = peers.pop() else { break };
-            let n = tries.entry(addr).or_insert(0);
-            let wait = Duration::from_secs(u64::from(*n));
-            *n += 1;
+            let wait = Duration::from_secs(u64::from(failures.get(&addr).copied().unwrap_or(0)));
             tasks.spawn(async move {
                 tokio::time::sleep(wait).await;
                 (addr, ask(addr, info_hash, peer_id, listen_port).await)
             });
         }
     };
-    let mut failures: std::collections::HashMap<SocketAddr, u32> = std::collections::HashMap::new();
-    launch(&mut tasks, &mut peers);
+    launch(&mut tasks, &mut peers, &failures);
     let not_found = |last: String| MagnetError::NotFound {
         asked,
         secs: within.as_secs(),
@@ -311,7 +311,7 @@ pub async fn fetch_info(
                 }
             }
         }
-        launch(&mut tasks, &mut peers);
+        launch(&mut tasks, &mut peers, &failures);
     }
 }
 

@@ -47,6 +47,37 @@ pub(crate) struct PeerEntry {
 }
 
 impl PeerEntry {
+    /// A peer that just registered: it has nothing we know of, we choke it and it is not
+    /// interested; `dialed` is the address we dialed it at (then also where it listens).
+    pub(crate) fn new(
+        addr: SocketAddr,
+        peer_id: PeerId,
+        pieces: u32,
+        cmd: mpsc::Sender<PeerCmd>,
+        dialed: Option<SocketAddr>,
+    ) -> Self {
+        Self {
+            addr,
+            peer_id,
+            has: Bitfield::new(pieces),
+            cmd,
+            am_choking: true,
+            interested: false,
+            down: 0,
+            up: 0,
+            down_at_rechoke: 0,
+            up_at_rechoke: 0,
+            dialed,
+            listen: dialed,
+            displaced: false,
+            moved: 0,
+            active_at: Instant::now(),
+            nick: None,
+            client: None,
+            chat: false,
+        }
+    }
+
     /// Whether this connection is at `addr`: its remote, dialed or listen address.
     pub(crate) fn matches(&self, addr: SocketAddr) -> bool {
         self.addr == addr || self.dialed == Some(addr) || self.listen == Some(addr)
@@ -178,24 +209,9 @@ mod tests {
         let (cmd, rx) = mpsc::channel(1);
         let addr = SocketAddr::from(([10, 0, 0, n], 40_000));
         let e = PeerEntry {
-            addr,
-            peer_id: PeerId([n; 20]),
-            has: Bitfield::new(4),
-            cmd,
-            am_choking: true,
-            interested: false,
-            down: 0,
-            up: 0,
-            down_at_rechoke: 0,
-            up_at_rechoke: 0,
-            dialed: None,
             listen: listen.map(|p| SocketAddr::new(addr.ip(), p)),
-            displaced: false,
-            moved: 0,
-            active_at: Instant::now(),
-            nick: None,
-            client: None,
             chat: n % 2 == 0,
+            ..PeerEntry::new(addr, PeerId([n; 20]), 4, cmd, None)
         };
         (e, rx)
     }
