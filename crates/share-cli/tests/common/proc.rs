@@ -15,6 +15,8 @@ pub struct Proc {
     events: mpsc::Receiver<Value>,
     pub seen: Vec<Value>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Disconnects once the stderr reader has read to the end of the pipe.
+    stderr_done: mpsc::Receiver<()>,
 }
 
 impl Proc {
@@ -73,7 +75,9 @@ impl Proc {
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let err = child.stderr.take().unwrap();
         let sink = stderr.clone();
+        let (done, stderr_done) = mpsc::channel::<()>();
         std::thread::spawn(move || {
+            let _done = done;
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 let mut s = sink.lock().unwrap();
                 s.push_str(&line);
@@ -86,6 +90,7 @@ impl Proc {
             events,
             seen: Vec::new(),
             stderr,
+            stderr_done,
         }
     }
 
@@ -137,10 +142,18 @@ impl Proc {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Drain the rest of the events for the caller.
-                while let Ok(v) = self.events.recv_timeout(Duration::from_millis(200)) {
+                // Read both pipes to their end (the readers hang up there), so the caller sees
+                // every event and all of stderr.
+                let until = Instant::now() + Duration::from_secs(10);
+                while let Ok(v) = self
+                    .events
+                    .recv_timeout(until.saturating_duration_since(Instant::now()))
+                {
                     self.seen.push(v);
                 }
+                let _ = self
+                    .stderr_done
+                    .recv_timeout(until.saturating_duration_since(Instant::now()));
                 return status.code();
             }
             assert!(
