@@ -5,7 +5,9 @@
 # 1. 3 `share seed` seeders behind `share tracker` on loopback, and 3 aria2c seeders behind a
 #    second tracker (same info hash); one fetcher at a time: share fetch --no-seed, aria2c and
 #    rqbit, each from our seeders then from aria2c's, alternating, RUNS each (is our upload
-#    path the bottleneck for other clients?).
+#    path the bottleneck for other clients?). From our seeders share also fetches with
+#    --encryption require and --encryption off: RC4 against plain in the same loop (the
+#    default, prefer, is RC4 between share peers).
 # 2. 1 share seeder to 1 share fetcher.
 # 3. 3 share seeders to 4 share fetchers at once (time until all complete).
 # 4. share create against mktorrent (bench/create.sh).
@@ -78,6 +80,8 @@ fetch_with() {
   local cmd
   case $client in
     share) cmd=("$share" fetch "$torrent" -o "$out/data.bin" --no-seed --port 0) ;;
+    share-require) cmd=("$share" fetch "$torrent" -o "$out/data.bin" --no-seed --port 0 --encryption require) ;;
+    share-off) cmd=("$share" fetch "$torrent" -o "$out/data.bin" --no-seed --port 0 --encryption off) ;;
     aria2c) cmd=(aria2c --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false
                  --seed-time=0 --listen-port="$(free_port)" --file-allocation=none --console-log-level=error
                  --summary-interval=0 -d "$out" "$torrent") ;;
@@ -118,12 +122,13 @@ wait_seeders 3 "$a2port"
 start_share_seeders 3
 declare -A res res2
 for r in $(seq "$runs"); do
-  for c in share aria2c rqbit; do
+  for c in share share-require share-off aria2c rqbit; do
     res[$c]+="$(fetch_with $c data.torrent)"$'\n'
+    case $c in share-*) continue ;; esac
     res2[$c]+="$(fetch_with $c a2.torrent)"$'\n'
   done
 done
-for c in share aria2c rqbit; do row "$c from 3 share seeders" < <(printf '%s' "${res[$c]}" | sed '/^$/d'); done
+for c in share share-require share-off aria2c rqbit; do row "$c from 3 share seeders" < <(printf '%s' "${res[$c]}" | sed '/^$/d'); done
 for c in share aria2c rqbit; do row "$c from 3 aria2c seeders" < <(printf '%s' "${res2[$c]}" | sed '/^$/d'); done
 stop_seeders
 for p in "${aseeds[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -156,6 +161,7 @@ stop_seeders
 echo
 echo "ratios of wall time (below 1: share is faster)"
 ratio "share / rqbit (3 share seeders)" "share from 3 share seeders" "rqbit from 3 share seeders"
+ratio "share --encryption require / off (RC4 / plain)" "share-require from 3 share seeders" "share-off from 3 share seeders"
 ratio "share / aria2c (3 share seeders)" "share from 3 share seeders" "aria2c from 3 share seeders"
 ratio "rqbit: share seeders / aria2c seeders" "rqbit from 3 share seeders" "rqbit from 3 aria2c seeders"
 ratio "aria2c: share seeders / aria2c seeders" "aria2c from 3 share seeders" "aria2c from 3 aria2c seeders"

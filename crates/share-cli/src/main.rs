@@ -8,6 +8,7 @@ mod exit;
 mod line_edit;
 mod manifest;
 mod only;
+mod peer_args;
 mod progress;
 mod rate;
 mod render;

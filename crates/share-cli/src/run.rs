@@ -428,12 +428,14 @@ pub async fn bind_or_any(preferred: SocketAddr) -> std::io::Result<tokio::net::T
 pub async fn session(
     listen: SocketAddr,
     rate: &crate::rate::RateArgs,
+    peer: &crate::peer_args::PeerArgs,
     state_dir: Option<std::path::PathBuf>,
 ) -> Result<share_engine::Session, Failure> {
     share_engine::Session::start(share_engine::SessionConfig {
         listen,
         limits: rate.limits(),
         state_dir,
+        encryption: peer.encryption,
         ..share_engine::SessionConfig::default()
     })
     .await

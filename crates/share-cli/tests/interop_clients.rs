@@ -35,8 +35,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn aria2c(aria: &Path, dir: &Path, torrent: &Path, port: u16, seed: bool) -> Command {
+/// aria2c on loopback; with `crypto`, it requires RC4 encryption (MSE) of every connection.
+fn aria2c(aria: &Path, dir: &Path, torrent: &Path, port: u16, seed: bool, crypto: bool) -> Command {
     let mut cmd = Command::new(aria);
+    if crypto {
+        cmd.args(["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"]);
+    }
     cmd.args([
         "--enable-dht=false",
         "--enable-dht6=false",
@@ -87,17 +91,44 @@ fn scrape(announce: &str, info_hash: &str, key: &str) -> u32 {
 
 #[test]
 fn aria2c_downloads_from_share_seed() {
-    let Some(aria) = require("aria2c", "aria2", "aria2c_downloads_from_share_seed") else {
+    aria2c_downloads_from_share("aria2c_downloads_from_share_seed", false);
+}
+
+#[test]
+fn aria2c_requiring_encryption_downloads_from_share_seed_requiring_it() {
+    aria2c_downloads_from_share(
+        "aria2c_requiring_encryption_downloads_from_share_seed_requiring_it",
+        true,
+    );
+}
+
+/// aria2c downloads from `share seed` while the seeder chats; with `crypto` both sides
+/// require encryption.
+fn aria2c_downloads_from_share(name: &str, crypto: bool) {
+    let Some(aria) = require("aria2c", "aria2", name) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("shared.bin");
     let data = pattern(6_000_000, 21);
     std::fs::write(&file, &data).unwrap();
-    let (mut seeder, manifest) = common::proc::seed(&file, &["--nick", "seeder"]);
+    // Without `crypto`, plaintext only: aria2c takes MSE when offered, and plaintext
+    // interop is what this run checks.
+    let encryption = if crypto { "require" } else { "off" };
+    let (mut seeder, manifest) = common::proc::seed(&file, &["--nick", "seeder", "--encryption", encryption]);
     seeder.wait_event(30, "tracker_ok");
     // The seeder chats with a `share chat` peer while aria2c downloads.
-    let mut listener = Proc::share(&["chat", &manifest, "--nick", "listener", "--port", "0", "--json"]);
+    let mut listener = Proc::share(&[
+        "chat",
+        &manifest,
+        "--nick",
+        "listener",
+        "--port",
+        "0",
+        "--json",
+        "--encryption",
+        encryption,
+    ]);
     listener.wait(30, "the seeder as a chat peer", |v| {
         v["event"] == "peer_up" && !v["client"].is_null()
     });
@@ -107,7 +138,7 @@ fn aria2c_downloads_from_share_seed() {
     seeder.say("aria2c is welcome here");
     let down = dir.path().join("aria2c");
     std::fs::create_dir(&down).unwrap();
-    let child = aria2c(&aria, &down, Path::new(&manifest), free_port(), false)
+    let child = aria2c(&aria, &down, Path::new(&manifest), free_port(), false, crypto)
         .spawn()
         .unwrap();
     let out = child.wait_with_output().unwrap();
@@ -124,6 +155,7 @@ fn aria2c_downloads_from_share_seed() {
                 .is_some_and(|c| c.to_lowercase().contains("aria2"))
     });
     assert!(up["peer_id"].as_str().unwrap().starts_with("A2-"), "{up}");
+    assert_eq!(up["encrypted"], crypto, "{up}");
     let said = listener.wait(30, "the seeder's message", |v| v["event"] == "chat");
     assert_eq!(
         (said["nick"].as_str(), said["text"].as_str()),
@@ -133,7 +165,21 @@ fn aria2c_downloads_from_share_seed() {
 
 #[test]
 fn share_fetch_downloads_from_an_aria2c_seeder() {
-    let Some(aria) = require("aria2c", "aria2", "share_fetch_downloads_from_an_aria2c_seeder") else {
+    share_fetch_from_aria2c("share_fetch_downloads_from_an_aria2c_seeder", false);
+}
+
+#[test]
+fn share_fetch_requiring_encryption_downloads_from_an_aria2c_seeder_requiring_it() {
+    share_fetch_from_aria2c(
+        "share_fetch_requiring_encryption_downloads_from_an_aria2c_seeder_requiring_it",
+        true,
+    );
+}
+
+/// `share fetch` downloads from an aria2c seeder; with `crypto` both sides require
+/// encryption.
+fn share_fetch_from_aria2c(name: &str, crypto: bool) {
+    let Some(aria) = require("aria2c", "aria2", name) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -154,7 +200,7 @@ fn share_fetch_downloads_from_an_aria2c_seeder() {
     ]);
     let hash = made["info_hash"].as_str().unwrap();
     let _aria = Kill(
-        aria2c(&aria, &seed_dir, &manifest, free_port(), true)
+        aria2c(&aria, &seed_dir, &manifest, free_port(), true, crypto)
             .spawn()
             .unwrap(),
     );
@@ -164,7 +210,12 @@ fn share_fetch_downloads_from_an_aria2c_seeder() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = dir.path().join("got.bin");
-    let mut f = common::proc::fetch(manifest.to_str().unwrap(), &out, &["--no-seed"]);
+    let encryption = if crypto { "require" } else { "off" };
+    let mut f = common::proc::fetch(
+        manifest.to_str().unwrap(),
+        &out,
+        &["--no-seed", "--encryption", encryption],
+    );
     f.wait_event(60, "complete");
     assert_eq!(f.exit_code(30), Some(0), "{}", f.stderr());
     assert_eq!(std::fs::read(&out).unwrap(), data);
@@ -176,6 +227,12 @@ fn share_fetch_downloads_from_an_aria2c_seeder() {
                 .all(|v| v["from"][0].as_str().unwrap().starts_with("A2-")),
         "all from aria2c"
     );
+    let up = f
+        .seen
+        .iter()
+        .find(|v| v["event"] == "peer_up")
+        .expect("aria2c came up");
+    assert_eq!(up["encrypted"], crypto, "{up}");
     // Our fetch told the tracker it completed, then that it stopped.
     assert_eq!(scrape(&url, hash, "downloaded"), 1, "`completed` was announced");
     assert_eq!(
@@ -189,14 +246,38 @@ fn share_fetch_downloads_from_an_aria2c_seeder() {
 /// `share` in namespace A, Transmission in namespace B.
 #[test]
 fn transmission_downloads_from_share_seed() {
-    let name = "transmission_downloads_from_share_seed";
+    transmission_downloads_from_share("transmission_downloads_from_share_seed", "share-c", false);
+}
+
+#[test]
+fn transmission_requiring_encryption_downloads_from_share_seed_requiring_it() {
+    transmission_downloads_from_share(
+        "transmission_requiring_encryption_downloads_from_share_seed_requiring_it",
+        "share-e",
+        true,
+    );
+}
+
+fn transmission_options(crypto: bool) -> Options {
+    Options {
+        encryption: if crypto {
+            share_tests::transmission::Encryption::Required
+        } else {
+            share_tests::transmission::Encryption::Preferred
+        },
+        ..Options::default()
+    }
+}
+
+/// Transmission downloads from `share seed`; with `crypto` both require encryption.
+fn transmission_downloads_from_share(name: &str, ns: &str, crypto: bool) {
     let (Some(_), Some(_)) = (
         require("transmission-daemon", "transmission-daemon", name),
         require("ip", "iproute2", name),
     ) else {
         return;
     };
-    let Some(pair) = require_pair("share-c", name) else {
+    let Some(pair) = require_pair(ns, name) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -214,6 +295,8 @@ fn transmission_downloads_from_share_seed() {
         "--tracker-port",
         "6969",
         "--json",
+        "--encryption",
+        if crypto { "require" } else { "prefer" },
     ]);
     let mut seeder = Proc::spawn_talking(cmd);
     let manifest = seeder.wait_event(60, "seeding")["manifest"]
@@ -223,8 +306,13 @@ fn transmission_downloads_from_share_seed() {
     seeder.wait_event(30, "tracker_ok");
     seeder.say("the seeder chats while Transmission downloads");
     let downloads = dir.path().join("tr-down");
-    let tr = Transmission::start(&pair.b, &dir.path().join("tr"), &downloads, Options::default())
-        .expect("transmission-daemon starts");
+    let tr = Transmission::start(
+        &pair.b,
+        &dir.path().join("tr"),
+        &downloads,
+        transmission_options(crypto),
+    )
+    .expect("transmission-daemon starts");
     let id = tr
         .add(Path::new(&manifest))
         .expect("Transmission takes our manifest");
@@ -232,22 +320,43 @@ fn transmission_downloads_from_share_seed() {
         panic!("{e}\nour seeder's stderr: {}", seeder.stderr());
     }
     assert_eq!(std::fs::read(downloads.join("film.bin")).unwrap(), data);
-    seeder.wait(10, "Transmission as a peer", |v| {
+    let up = seeder.wait(10, "Transmission as a peer", |v| {
         v["event"] == "peer_up" && v["peer_id"].as_str().is_some_and(|p| p.starts_with("-TR"))
     });
+    if crypto {
+        assert_eq!(up["encrypted"], true, "{up}");
+    }
     drop(tr);
 }
 
 #[test]
 fn share_fetch_downloads_from_a_transmission_seeder() {
-    let name = "share_fetch_downloads_from_a_transmission_seeder";
+    share_fetch_from_transmission(
+        "share_fetch_downloads_from_a_transmission_seeder",
+        "share-d",
+        false,
+    );
+}
+
+#[test]
+fn share_fetch_requiring_encryption_downloads_from_a_transmission_seeder_requiring_it() {
+    share_fetch_from_transmission(
+        "share_fetch_requiring_encryption_downloads_from_a_transmission_seeder_requiring_it",
+        "share-f",
+        true,
+    );
+}
+
+/// `share fetch` downloads from a Transmission seeder; with `crypto` both require
+/// encryption.
+fn share_fetch_from_transmission(name: &str, ns: &str, crypto: bool) {
     let (Some(_), Some(_)) = (
         require("transmission-daemon", "transmission-daemon", name),
         require("ip", "iproute2", name),
     ) else {
         return;
     };
-    let Some(pair) = require_pair("share-d", name) else {
+    let Some(pair) = require_pair(ns, name) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -267,8 +376,13 @@ fn share_fetch_downloads_from_a_transmission_seeder() {
         "--json",
     ]);
     let hash = share_proto::InfoHash::from_hex(made["info_hash"].as_str().unwrap()).unwrap();
-    let tr = Transmission::start(&pair.b, &dir.path().join("tr"), &seed_dir, Options::default())
-        .expect("transmission-daemon starts");
+    let tr = Transmission::start(
+        &pair.b,
+        &dir.path().join("tr"),
+        &seed_dir,
+        transmission_options(crypto),
+    )
+    .expect("transmission-daemon starts");
     let id = tr.add(&manifest).expect("Transmission takes our manifest");
     tracker.wait_for_seeder(hash, Duration::from_secs(30), || tr.diagnostics(id));
     let out = dir.path().join("got.bin");
@@ -282,6 +396,8 @@ fn share_fetch_downloads_from_a_transmission_seeder() {
         "6881",
         "--no-seed",
         "--json",
+        "--encryption",
+        if crypto { "require" } else { "off" },
     ]);
     let mut f = Proc::spawn(cmd);
     f.wait_event(90, "complete");
@@ -294,5 +410,13 @@ fn share_fetch_downloads_from_a_transmission_seeder() {
             .all(|v| v["from"][0].as_str().unwrap().starts_with("-TR")),
         "all from Transmission"
     );
+    if crypto {
+        let up = f
+            .seen
+            .iter()
+            .find(|v| v["event"] == "peer_up")
+            .expect("Transmission came up");
+        assert_eq!(up["encrypted"], true, "{up}");
+    }
     drop(tr);
 }

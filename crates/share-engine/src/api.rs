@@ -22,8 +22,9 @@ pub fn event_json(event: &Event) -> Value {
             addr,
             peer_id,
             client,
+            encrypted,
         } => {
-            json!({"event": "peer_up", "addr": addr, "peer_id": peer_id.to_string(), "client": client})
+            json!({"event": "peer_up", "addr": addr, "peer_id": peer_id.to_string(), "client": client, "encrypted": encrypted})
         }
         Event::PeerRefused { addr, reason } => {
             json!({"event": "peer_refused", "addr": addr, "reason": reason})
@@ -127,6 +128,7 @@ mod tests {
                     addr,
                     peer_id,
                     client: None,
+                    encrypted: true,
                 },
                 "peer_up",
             ),

@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::encryption::DialError;
 use crate::torrent::{Shared, State};
 
 /// Addresses that may wait for a connection slot: one full tracker answer.
@@ -30,6 +31,8 @@ pub(crate) const MAX_CANDIDATES: usize = share_proto::announce::MAX_RESPONSE_PEE
 
 /// Named addresses remembered for retries; more are dialed once, like a tracker's.
 const MAX_NAMED: usize = 256;
+/// Addresses remembered as refusing the encryption we require.
+const MAX_REFUSED: usize = 4096;
 /// The first retry's delay, and the longest.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
@@ -51,6 +54,8 @@ pub(crate) struct Candidates {
     queued: HashSet<SocketAddr>,
     cap: usize,
     named: HashMap<SocketAddr, Named>,
+    /// Addresses that refused the encryption we require: never dialed again.
+    refused: HashSet<SocketAddr>,
 }
 
 impl Candidates {
@@ -60,6 +65,7 @@ impl Candidates {
             queued: HashSet::new(),
             cap,
             named: HashMap::new(),
+            refused: HashSet::new(),
         }
     }
 
@@ -117,6 +123,20 @@ impl Candidates {
             }
         }
         self.queue.push_front(addr);
+    }
+
+    /// Never dials `addr` again: it refused the encryption we require.
+    pub fn give_up(&mut self, addr: SocketAddr) {
+        self.remove(addr);
+        self.named.remove(&addr);
+        if self.refused.len() < MAX_REFUSED {
+            self.refused.insert(addr);
+        }
+    }
+
+    /// Whether `addr` refused the encryption we require.
+    pub fn gave_up(&self, addr: SocketAddr) -> bool {
+        self.refused.contains(&addr)
     }
 
     /// Drops `addr` from the queue (it connected to us meanwhile).
@@ -181,6 +201,7 @@ impl Shared {
         let known = st.connecting.contains(&addr)
             || st.self_addrs.contains(&addr)
             || st.bans.is_banned_addr(&addr)
+            || st.candidates.gave_up(addr)
             || st.peers.any_at(addr);
         !known && addr.port() != 0 && !addr.ip().is_unspecified() && !is_own(addr, self.listen_addr)
     }
@@ -218,22 +239,40 @@ impl Shared {
                 };
                 let Ok(permit) = permit else { return };
                 let started = std::time::Instant::now();
-                let connect = tokio::net::TcpStream::connect(addr);
+                let ours = share_proto::wire::Handshake::ours(shared.info_hash, shared.peer_id).encode();
+                let connect = crate::encryption::dial(
+                    addr,
+                    shared.info_hash.0,
+                    &ours,
+                    shared.session.config.encryption,
+                    shared.config.connect_timeout,
+                    shared.config.handshake_timeout,
+                );
                 let res = tokio::select! {
-                    r = tokio::time::timeout(shared.config.connect_timeout, connect) => r,
+                    r = connect => r,
                     () = shared.cancel.cancelled() => return,
                 };
                 drop(permit);
                 match res {
                     // `peer::run` takes it out of `connecting` once the handshake ends.
-                    Ok(Ok(stream)) => crate::peer::run(shared.clone(), stream, addr, None).await,
-                    Ok(Err(e)) => {
+                    Ok((stream, sent_ours)) => {
+                        let opening = crate::peer::Opening::Dialed { sent_ours };
+                        crate::peer::run(shared.clone(), stream, addr, opening).await;
+                    }
+                    Err(DialError::Connect(e)) => {
                         tracing::debug!(%addr, error = %e, "connect failed");
                         shared.lock().connecting.remove(&addr);
                     }
-                    Err(_) => {
-                        tracing::debug!(%addr, "connect timed out");
-                        shared.lock().connecting.remove(&addr);
+                    Err(DialError::Refused(reason)) => {
+                        // It will not encrypt, and we require it: not dialed again.
+                        {
+                            let mut st = shared.lock();
+                            st.connecting.remove(&addr);
+                            st.candidates.give_up(addr);
+                        }
+                        shared.refused(addr, reason);
+                        shared.dial_queued();
+                        return;
                     }
                 }
                 shared.retry_later(addr, started.elapsed());

@@ -64,6 +64,9 @@ pub struct Config {
     /// Peer exchange (BEP 11, `ut_pex`): tell peers whom else we are connected to and dial
     /// whom they tell us of. Private torrents never do, whatever this says.
     pub pex: bool,
+    /// MSE/PE encryption of a torrent started on its own (`Torrent::start`); in a
+    /// [`crate::Session`], `SessionConfig::encryption` applies to all its connections.
+    pub encryption: crate::Encryption,
     /// Strikes before a peer is banned: a failed piece it shared with others, or a
     /// connection closed for breaking the protocol (a peer that alone sent a failing piece
     /// is banned at once). See `conduct.rs`.
@@ -123,6 +126,7 @@ impl Default for Config {
             direct_writes: true,
             ban_strikes: 3,
             pex: true,
+            encryption: crate::Encryption::default(),
             numwant: 50,
             announce_backoff_min: Duration::from_secs(5),
             announce_backoff_max: Duration::from_secs(300),

@@ -94,6 +94,8 @@ pub enum Event {
         peer_id: PeerId,
         /// Its client name, from the extension handshake when it arrives.
         client: Option<String>,
+        /// Whether the connection is RC4-encrypted (MSE).
+        encrypted: bool,
     },
     /// A connection ended at or before its handshake: another swarm, a handshake that never
     /// completed, a banned or duplicate peer, ourselves.

@@ -11,6 +11,7 @@ mod choker;
 mod claim;
 mod conduct;
 pub mod config;
+pub mod encryption;
 pub mod error;
 pub mod event;
 mod have_log;
@@ -36,6 +37,7 @@ mod udp_tracker;
 
 pub use chat::{PeerInfo, SendError};
 pub use config::Config;
+pub use encryption::Encryption;
 pub use error::{PeerError, TorrentError};
 pub use event::{Event, Stats, TorrentState};
 pub use limits::{Limits, RateLimit};

@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::Encryption;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use share_proto::announce::{AnnounceRequest, Event as AnnounceEvent};
@@ -20,7 +21,6 @@ use share_proto::metadata::{self, MetadataMsg, MAX_METADATA};
 use share_proto::wire::{self, Handshake, Message, HANDSHAKE_LEN};
 use share_proto::{InfoHash, PeerId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
@@ -73,15 +73,15 @@ enum Outcome {
     Failed(String),
 }
 
-async fn send(stream: &mut TcpStream, msg: Message) -> std::io::Result<()> {
+async fn send<W: tokio::io::AsyncWrite + Unpin>(stream: &mut W, msg: Message) -> std::io::Result<()> {
     let mut buf = BytesMut::new();
     wire::encode(&msg, &mut buf);
     stream.write_all(&buf).await
 }
 
 /// Reads the next message (keep-alives included) within the peer's time.
-async fn next(
-    frames: &mut tokio_util::codec::FramedRead<tokio::net::tcp::ReadHalf<'_>, Codec>,
+async fn next<R: tokio::io::AsyncRead + Unpin>(
+    frames: &mut tokio_util::codec::FramedRead<R, Codec>,
 ) -> Result<Message, String> {
     match frames.next().await {
         Some(Ok(m)) => Ok(m),
@@ -104,8 +104,19 @@ impl tokio_util::codec::Decoder for Codec {
 }
 
 /// Asks `addr` for the info dictionary of `info_hash`.
-async fn ask(addr: SocketAddr, info_hash: InfoHash, peer_id: PeerId, listen_port: u16) -> Outcome {
-    match tokio::time::timeout(PER_PEER, ask_inner(addr, info_hash, peer_id, listen_port)).await {
+async fn ask(
+    addr: SocketAddr,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    listen_port: u16,
+    encryption: Encryption,
+) -> Outcome {
+    match tokio::time::timeout(
+        PER_PEER,
+        ask_inner(addr, info_hash, peer_id, listen_port, encryption),
+    )
+    .await
+    {
         Ok(Ok(info)) if share_proto::hash::sha1(&info) == info_hash.0 => Outcome::Info(info),
         Ok(Ok(_)) => Outcome::Wrong,
         Ok(Err(e)) => Outcome::Failed(e),
@@ -118,13 +129,16 @@ async fn ask_inner(
     info_hash: InfoHash,
     peer_id: PeerId,
     listen_port: u16,
+    encryption: Encryption,
 ) -> Result<Vec<u8>, String> {
-    let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
-    stream
-        .write_all(&Handshake::ours(info_hash, peer_id).encode())
-        .await
-        .map_err(|e| e.to_string())?;
+    let ours = Handshake::ours(info_hash, peer_id).encode();
+    let (mut stream, sent_ours) =
+        crate::encryption::dial(addr, info_hash.0, &ours, encryption, PER_PEER, PER_PEER)
+            .await
+            .map_err(|e| e.to_string())?;
+    if !sent_ours {
+        stream.write_all(&ours).await.map_err(|e| e.to_string())?;
+    }
     let mut theirs = [0u8; HANDSHAKE_LEN];
     stream.read_exact(&mut theirs).await.map_err(|e| e.to_string())?;
     let theirs = Handshake::decode(&theirs).map_err(|e| e.to_string())?;
@@ -148,7 +162,7 @@ async fn ask_inner(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let (rd, mut wr) = stream.split();
+    let (rd, mut wr) = stream.into_split();
     let mut frames = tokio_util::codec::FramedRead::new(rd, Codec(wire::Decoder::default()));
     // Their extension handshake: where they want `ut_metadata`, and the size.
     let (their_id, size) = loop {
@@ -247,6 +261,7 @@ pub async fn fetch_info(
     peer_id: PeerId,
     listen_port: u16,
     within: Duration,
+    encryption: Encryption,
 ) -> Result<Found, MagnetError> {
     let mut peers: Vec<SocketAddr> = {
         let mut seen = std::collections::HashSet::new();
@@ -271,7 +286,7 @@ pub async fn fetch_info(
             let wait = Duration::from_secs(u64::from(failures.get(&addr).copied().unwrap_or(0)));
             tasks.spawn(async move {
                 tokio::time::sleep(wait).await;
-                (addr, ask(addr, info_hash, peer_id, listen_port).await)
+                (addr, ask(addr, info_hash, peer_id, listen_port, encryption).await)
             });
         }
     };

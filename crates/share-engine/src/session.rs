@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use share_proto::mse::{self, MseError};
 use share_proto::wire::{self, HANDSHAKE_LEN};
 use share_proto::{InfoHash, PeerId};
 use tokio::io::AsyncReadExt;
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::encryption::{self, Encryption, HandshakeFailure, PeerStream};
 use crate::error::{PeerError, Refusal, TorrentError};
 use crate::event::{Event, TorrentState};
 use crate::limits::Limits;
@@ -99,6 +101,8 @@ pub struct SessionConfig {
     /// there and [`Session::restore`] adds them back; a torrent added again resumes without
     /// hashing its unchanged files. `None` records nothing.
     pub state_dir: Option<std::path::PathBuf>,
+    /// MSE/PE on every connection, in and out (`encryption.rs`). Default: prefer.
+    pub encryption: crate::Encryption,
 }
 
 impl Default for SessionConfig {
@@ -116,6 +120,7 @@ impl Default for SessionConfig {
             event_buffer: 256,
             limits: Limits::default(),
             state_dir: None,
+            encryption: crate::Encryption::default(),
         }
     }
 }
@@ -139,6 +144,7 @@ impl SessionConfig {
             event_buffer: 4096,
             limits: config.limits.clone(),
             state_dir: None,
+            encryption: config.encryption,
         }
     }
 }
@@ -304,27 +310,74 @@ impl Core {
         })
     }
 
-    /// Reads the head of an incoming handshake and hands the connection to its torrent.
-    async fn route(self: Arc<Self>, mut stream: TcpStream, addr: SocketAddr, pending: PendingGuard) {
-        let _ = stream.set_nodelay(true);
+    /// Reads the opening of an incoming connection: the first 48 bytes of a plain
+    /// handshake, or an MSE handshake and then those 48 bytes under it (`encryption.rs`).
+    async fn open(self: &Arc<Self>, mut tcp: TcpStream) -> Result<(PeerStream, [u8; HEAD_LEN]), String> {
+        let io = |e: std::io::Error| PeerError::from(e).to_string();
+        let not_bt = || PeerError::from(wire::WireError::NotBitTorrent).to_string();
         let mut head = [0u8; HEAD_LEN];
+        let mut first = [0u8; 20];
+        tcp.read_exact(&mut first).await.map_err(io)?;
+        let encryption = self.config.encryption;
+        if mse::looks_plain(&first) {
+            if encryption == Encryption::Require {
+                return Err(
+                    "a plaintext handshake, and encryption is required (--encryption require)".into(),
+                );
+            }
+            head[..20].copy_from_slice(&first);
+            tcp.read_exact(&mut head[20..]).await.map_err(io)?;
+            return Ok((PeerStream::plain(tcp), head));
+        }
+        if encryption == Encryption::Off {
+            return Err(format!(
+                "{} (nor one we would decrypt: --encryption is off)",
+                not_bt()
+            ));
+        }
+        let core = self.clone();
+        let lookup: mse::Lookup = Box::new(move |named| {
+            core.registry()
+                .by_hash
+                .keys()
+                .find(|h| &mse::req2(&h.0) == named)
+                .map(|h| h.0)
+        });
+        let (mut stream, hash) = encryption::respond(tcp, &first, encryption, lookup)
+            .await
+            .map_err(|e| match e {
+                HandshakeFailure::Mse(MseError::NoSync(_)) => format!("{} (nor an encrypted one)", not_bt()),
+                HandshakeFailure::Mse(MseError::UnknownTorrent) => {
+                    PeerError::from(Refusal::AnotherSwarm).to_string()
+                }
+                e => e.to_string(),
+            })?;
+        stream.read_exact(&mut head).await.map_err(io)?;
+        if &head[..20] != wire::PROTOCOL {
+            return Err(not_bt());
+        }
+        if head[28..48] != hash {
+            return Err("the encrypted handshake and the BitTorrent one name different torrents".into());
+        }
+        Ok((stream, head))
+    }
+
+    /// Reads the head of an incoming handshake and hands the connection to its torrent.
+    async fn route(self: Arc<Self>, stream: TcpStream, addr: SocketAddr, pending: PendingGuard) {
+        let _ = stream.set_nodelay(true);
         let timeout = self.config.handshake_timeout;
-        let read = tokio::select! {
-            r = tokio::time::timeout(timeout, stream.read_exact(&mut head)) => r,
+        let opened = tokio::select! {
+            r = tokio::time::timeout(timeout, self.open(stream)) => r,
             () = self.cancel.cancelled() => return,
         };
-        match read {
+        let (stream, head) = match opened {
             Err(_) => {
                 let secs = timeout.as_secs_f64();
                 return self.refused(addr, format!("handshake not completed within {secs} s"));
             }
-            Ok(Err(e)) => return self.refused(addr, format!("handshake failed: {}", PeerError::from(e))),
-            Ok(Ok(_)) => {}
-        }
-        if &head[..20] != wire::PROTOCOL {
-            let e = PeerError::from(wire::WireError::NotBitTorrent);
-            return self.refused(addr, format!("handshake failed: {e}"));
-        }
+            Ok(Err(reason)) => return self.refused(addr, format!("handshake failed: {reason}")),
+            Ok(Ok(opened)) => opened,
+        };
         let mut hash = [0u8; 20];
         hash.copy_from_slice(&head[28..48]);
         let target = match self.registry().by_hash.get(&InfoHash(hash)) {

@@ -18,7 +18,6 @@ use share_proto::bitfield::Bitfield;
 use share_proto::geometry::Geometry;
 use share_proto::metainfo::Metainfo;
 use share_proto::{InfoHash, PeerId};
-use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,8 +25,10 @@ use tokio_util::task::TaskTracker;
 use crate::candidates::{Candidates, MAX_CANDIDATES};
 use crate::chat::{ChatState, PeerInfo, SendError};
 use crate::config::Config;
+use crate::encryption::PeerStream;
 use crate::error::TorrentError;
 use crate::event::{Event, Stats, TorrentState};
+use crate::peer::Opening;
 use crate::picker::{Assembled, PeerKey, Picker};
 use crate::session::{Core, Session, SessionConfig, TorrentId, HEAD_LEN};
 use crate::storage::{FileStorage, NoStorage, Storage};
@@ -184,7 +185,7 @@ impl Shared {
 
     /// Takes an incoming connection the session routed here, the head of its handshake
     /// already read, if a slot allows.
-    pub fn accepted(self: &Arc<Self>, stream: TcpStream, addr: SocketAddr, head: [u8; HEAD_LEN]) {
+    pub(crate) fn accepted(self: &Arc<Self>, stream: PeerStream, addr: SocketAddr, head: [u8; HEAD_LEN]) {
         if self.cancel.is_cancelled() {
             return;
         }
@@ -203,7 +204,7 @@ impl Shared {
         }
         let s = self.clone();
         self.spawn_peer("accepted peer", addr, async move {
-            crate::peer::run(s.clone(), stream, addr, Some(head)).await;
+            crate::peer::run(s.clone(), stream, addr, Opening::Accepted(head)).await;
             s.dial_queued();
         });
     }

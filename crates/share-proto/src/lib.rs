@@ -17,6 +17,7 @@ pub mod layout;
 pub mod magnet;
 pub mod metadata;
 pub mod metainfo;
+pub mod mse;
 pub mod parallel;
 pub mod pex;
 pub mod sanitize;

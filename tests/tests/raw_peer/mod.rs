@@ -70,18 +70,34 @@ impl RawPeer {
         Self::raw(TcpStream::connect(addr).await.unwrap())
     }
 
-    /// Accepts one connection on `listener` (the engine dialing us) and answers its
-    /// handshake as `peer_id`.
+    /// Accepts the engine's plaintext connection on `listener` and answers its handshake as
+    /// `peer_id`. The raw peer speaks no MSE: an encrypted first try (the engine's default,
+    /// `--encryption prefer`) is hung up on, as a plaintext-only client does, and the engine
+    /// dials again in plaintext.
     pub async fn accept(listener: &TcpListener, peer_id: PeerId) -> Self {
-        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-            .await
-            .expect("the engine dials the raw peer")
-            .unwrap();
-        let mut p = Self::raw(stream);
-        let theirs = p.read_handshake().await;
-        p.send_raw(&Handshake::ours(theirs.info_hash, peer_id).encode())
-            .await;
-        p
+        loop {
+            let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+                .await
+                .expect("the engine dials the raw peer")
+                .unwrap();
+            let mut p = Self::raw(stream);
+            let mut head = [0u8; 20];
+            tokio::time::timeout(Duration::from_secs(10), p.stream.read_exact(&mut head))
+                .await
+                .expect("the engine opens the connection")
+                .unwrap();
+            if &head != share_proto::wire::PROTOCOL {
+                continue;
+            }
+            let mut theirs = [0u8; HANDSHAKE_LEN];
+            theirs[..20].copy_from_slice(&head);
+            p.stream.read_exact(&mut theirs[20..]).await.unwrap();
+            p.received += HANDSHAKE_LEN;
+            let theirs = Handshake::decode(&theirs).unwrap();
+            p.send_raw(&Handshake::ours(theirs.info_hash, peer_id).encode())
+                .await;
+            return p;
+        }
     }
 
     async fn handshake(stream: TcpStream, info_hash: InfoHash, peer_id: PeerId) -> Self {

@@ -26,10 +26,8 @@ pub struct Args {
     /// Chat as JSON events on stdout; each line on stdin is sent.
     #[arg(long)]
     pub json: bool,
-    /// No peer exchange (BEP 11): do not tell peers whom else we are connected to, and
-    /// do not dial whom they tell us of.
-    #[arg(long)]
-    pub no_pex: bool,
+    #[command(flatten)]
+    pub peer: crate::peer_args::PeerArgs,
 }
 
 /// Runs `share chat`.
@@ -51,7 +49,8 @@ async fn chat(args: Args) -> Outcome {
         config: Config {
             listen,
             nick: args.nick.clone().unwrap_or_else(default_nick),
-            pex: !args.no_pex,
+            pex: !args.peer.no_pex,
+            encryption: args.peer.encryption,
             ..Config::default()
         },
     };

@@ -55,10 +55,8 @@ pub struct Args {
     /// Exit once the data is verified instead of seeding until Ctrl-C.
     #[arg(long)]
     pub no_seed: bool,
-    /// No peer exchange (BEP 11): do not tell peers whom else we are connected to, and
-    /// do not dial whom they tell us of.
-    #[arg(long)]
-    pub no_pex: bool,
+    #[command(flatten)]
+    pub peer: crate::peer_args::PeerArgs,
     /// Chat nickname [default: your login name].
     #[arg(long)]
     pub nick: Option<String>,
@@ -151,7 +149,8 @@ fn prepare(
             state_dir: state_dir(args.state_dir.clone()),
             overwrite: args.overwrite,
             select: only.as_ref().map(|o| o.mask.clone()),
-            pex: !args.no_pex,
+            pex: !args.peer.no_pex,
+            encryption: args.peer.encryption,
             ..Config::default()
         },
     };
@@ -256,7 +255,8 @@ async fn fetch_many(args: Args) -> Outcome {
         }
         prepared.push(p);
     }
-    let session = crate::run::session(listen, &args.rate, state_dir(args.state_dir.clone())).await?;
+    let session =
+        crate::run::session(listen, &args.rate, &args.peer, state_dir(args.state_dir.clone())).await?;
     let mut torrents = Vec::new();
     for p in &prepared {
         match session.add(p.params.clone()).await {

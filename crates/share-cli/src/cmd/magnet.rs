@@ -113,9 +113,16 @@ pub async fn resolve(mut args: Args) -> Result<Args, Failure> {
             serde_json::json!({"event": "fetching_metadata", "info_hash": magnet.info_hash.to_hex(), "name": magnet.name, "peers": peers.len()}),
             || Some(format!("fetching the metadata of {shown} from {} peers", peers.len())),
         );
-        let found = share_engine::magnet::fetch_info(magnet.info_hash, peers, peer_id, listen.port(), WITHIN)
-            .await
-            .map_err(|e| Failure::runtime(anyhow!("{e}")))?;
+        let found = share_engine::magnet::fetch_info(
+            magnet.info_hash,
+            peers,
+            peer_id,
+            listen.port(),
+            WITHIN,
+            args.peer.encryption,
+        )
+        .await
+        .map_err(|e| Failure::runtime(anyhow!("{e}")))?;
         let bytes = manifest_bytes(&found.info, &magnet.trackers);
         let meta = Metainfo::from_bytes(&bytes).map_err(|e| {
             Failure::runtime(anyhow!(

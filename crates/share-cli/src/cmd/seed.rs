@@ -49,10 +49,8 @@ pub struct Args {
     /// Newline-delimited JSON events on stdout instead of bars.
     #[arg(long)]
     pub json: bool,
-    /// No peer exchange (BEP 11): do not tell peers whom else we are connected to, and
-    /// do not dial whom they tell us of.
-    #[arg(long)]
-    pub no_pex: bool,
+    #[command(flatten)]
+    pub peer: crate::peer_args::PeerArgs,
 }
 
 /// Runs `share seed`.
@@ -221,7 +219,8 @@ async fn seed(args: Args) -> Outcome {
             listen,
             nick: args.nick.clone().unwrap_or_else(crate::run::default_nick),
             limits: args.rate.limits(),
-            pex: !args.no_pex,
+            pex: !args.peer.no_pex,
+            encryption: args.peer.encryption,
             ..Config::default()
         },
     };
@@ -276,7 +275,7 @@ async fn seed(args: Args) -> Outcome {
         torrent.shutdown().await;
         ended
     } else {
-        let session = crate::run::session(listen, &args.rate, None).await?;
+        let session = crate::run::session(listen, &args.rate, &args.peer, None).await?;
         let mut torrents = Vec::new();
         for s in &seeded {
             match session.add(params(s)).await {

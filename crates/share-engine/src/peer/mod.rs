@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::encryption::PeerStream;
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use share_proto::bitfield::Bitfield;
@@ -27,7 +28,6 @@ use share_proto::geometry::Block;
 use share_proto::wire::{self, BlockRequest, Handshake, Message};
 use share_proto::PeerId;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
@@ -76,19 +76,23 @@ impl tokio_util::codec::Decoder for WireCodec {
     }
 }
 
+/// How a connection opened.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Opening {
+    /// We dialed it; `sent_ours` if our handshake went out already (as MSE's initial
+    /// payload).
+    Dialed { sent_ours: bool },
+    /// It connected to us; the session read the start of its handshake (protocol, reserved
+    /// bits, info hash) to find this torrent.
+    Accepted([u8; crate::session::HEAD_LEN]),
+}
+
 /// Runs a connection to its end and cleans up after it.
-/// `head` is the start of an incoming peer's handshake, read by the session to find this
-/// torrent; `None` for a connection we dialed.
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    mut stream: TcpStream,
-    addr: SocketAddr,
-    head: Option<[u8; crate::session::HEAD_LEN]>,
-) {
-    let dialed = head.is_none();
-    let _ = stream.set_nodelay(true);
+pub(crate) async fn run(shared: Arc<Shared>, mut stream: PeerStream, addr: SocketAddr, opening: Opening) {
+    let dialed = matches!(opening, Opening::Dialed { .. });
+    let encrypted = stream.is_encrypted();
     let hs = tokio::select! {
-        r = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut stream, head)) => r,
+        r = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut stream, opening)) => r,
         () = shared.cancel.cancelled() => return,
     };
     // Dialed or accepted, the connection counted as connecting until now.
@@ -119,6 +123,7 @@ pub(crate) async fn run(
     };
     let (rd, wr) = stream.into_split();
     let mut conn = Conn::new(shared.clone(), key, addr, theirs, cmd_rx, active);
+    conn.encrypted = encrypted;
     let reason = match conn.run(rd, wr).await {
         Ok(reason) => reason,
         Err(e) => {
@@ -195,6 +200,8 @@ struct Conn {
     /// extension handshake brings it in time.
     announced: bool,
     started: Instant,
+    /// Whether RC4 runs on this connection (MSE, `encryption.rs`).
+    encrypted: bool,
     /// While our download limit is in debt: when to look at it again. The socket is not
     /// read meanwhile, so TCP's window slows the sender (`limits.rs`).
     down_until: Option<tokio::time::Instant>,
@@ -250,6 +257,7 @@ impl Conn {
             ext_valid: false,
             announced: false,
             started: Instant::now(),
+            encrypted: false,
             down_until: None,
             paused_at: None,
             up_until: None,
