@@ -301,6 +301,7 @@ impl Render {
             | Event::PieceVerified { .. }
             | Event::Complete
             | Event::TrackerOk { .. }
+            | Event::Dht { .. }
             | Event::ChatDropped { .. }
             | Event::Fatal(_)
             // The bars and the other lines already say as much; scripts get every change.

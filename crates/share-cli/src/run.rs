@@ -434,6 +434,7 @@ pub async fn session(
     share_engine::Session::start(share_engine::SessionConfig {
         listen,
         limits: rate.limits(),
+        dht: peer.dht(crate::cmd::fetch::state_dir(state_dir.clone()).as_deref()),
         state_dir,
         encryption: peer.encryption,
         ..share_engine::SessionConfig::default()

@@ -26,28 +26,30 @@ fn share_requiring_encryption_fetches_from_share_requiring_it() {
         .iter()
         .find(|v| v["event"] == "peer_up")
         .expect("the seeder came up");
-    assert_eq!(up["encrypted"], true, "{up}");
+    assert_eq!(up["encryption"], "rc4", "{up}");
     let theirs = seeder.wait_event(30, "peer_up");
-    assert_eq!(theirs["encrypted"], true, "{theirs}");
+    assert_eq!(theirs["encryption"], "rc4", "{theirs}");
     seeder.signal("INT");
     assert_eq!(seeder.exit_code(30), Some(0), "{}", seeder.stderr());
 }
 
 #[test]
-fn by_default_share_peers_encrypt_and_off_talks_plaintext_to_the_default() {
+fn by_default_share_peers_hide_the_handshake_and_off_talks_plaintext_to_the_default() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("open.bin");
     let data = pattern(1_000_000, 62);
     std::fs::write(&file, &data).unwrap();
     let (mut seeder, manifest) = seed(&file, &[]);
-    for (mode, encrypted) in [("prefer", true), ("off", false)] {
+    // prefer with prefer: the MSE handshake, then plaintext (neither side requires RC4);
+    // require with prefer: RC4; off with prefer: plain.
+    for (mode, encryption) in [("prefer", "handshake"), ("require", "rc4"), ("off", "plain")] {
         let out = dir.path().join(format!("got-{mode}.bin"));
         let mut f = fetch(&manifest, &out, &["--no-seed", "--encryption", mode]);
         f.wait_event(60, "complete");
         assert_eq!(f.exit_code(30), Some(0), "{}", f.stderr());
         assert!(std::fs::read(&out).unwrap() == data, "byte-identical");
         let up = f.seen.iter().find(|v| v["event"] == "peer_up").unwrap();
-        assert_eq!(up["encrypted"], encrypted, "--encryption {mode}: {up}");
+        assert_eq!(up["encryption"], encryption, "--encryption {mode}: {up}");
     }
     seeder.signal("INT");
     assert_eq!(seeder.exit_code(30), Some(0), "{}", seeder.stderr());
@@ -150,7 +152,7 @@ fn libtorrent_forcing_encryption_fetches_from_share_requiring_it() {
     let up = seeder.wait(30, "libtorrent as a peer", |v| {
         v["event"] == "peer_up" && v["peer_id"].as_str().is_some_and(|p| p.starts_with("-LT"))
     });
-    assert_eq!(up["encrypted"], true, "{up}");
+    assert_eq!(up["encryption"], "rc4", "{up}");
     seeder.signal("INT");
     assert_eq!(seeder.exit_code(30), Some(0), "{}", seeder.stderr());
 }
@@ -189,5 +191,5 @@ fn share_fetches_from_a_libtorrent_seed_forcing_encryption() {
         .iter()
         .find(|v| v["event"] == "peer_up")
         .expect("libtorrent came up");
-    assert_eq!(up["encrypted"], true, "{up}");
+    assert_eq!(up["encryption"], "rc4", "{up}");
 }

@@ -155,7 +155,7 @@ fn aria2c_downloads_from_share(name: &str, crypto: bool) {
                 .is_some_and(|c| c.to_lowercase().contains("aria2"))
     });
     assert!(up["peer_id"].as_str().unwrap().starts_with("A2-"), "{up}");
-    assert_eq!(up["encrypted"], crypto, "{up}");
+    assert_eq!(up["encryption"], if crypto { "rc4" } else { "plain" }, "{up}");
     let said = listener.wait(30, "the seeder's message", |v| v["event"] == "chat");
     assert_eq!(
         (said["nick"].as_str(), said["text"].as_str()),
@@ -232,7 +232,7 @@ fn share_fetch_from_aria2c(name: &str, crypto: bool) {
         .iter()
         .find(|v| v["event"] == "peer_up")
         .expect("aria2c came up");
-    assert_eq!(up["encrypted"], crypto, "{up}");
+    assert_eq!(up["encryption"], if crypto { "rc4" } else { "plain" }, "{up}");
     // Our fetch told the tracker it completed, then that it stopped.
     assert_eq!(scrape(&url, hash, "downloaded"), 1, "`completed` was announced");
     assert_eq!(
@@ -324,7 +324,7 @@ fn transmission_downloads_from_share(name: &str, ns: &str, crypto: bool) {
         v["event"] == "peer_up" && v["peer_id"].as_str().is_some_and(|p| p.starts_with("-TR"))
     });
     if crypto {
-        assert_eq!(up["encrypted"], true, "{up}");
+        assert_eq!(up["encryption"], "rc4", "{up}");
     }
     drop(tr);
 }
@@ -416,7 +416,7 @@ fn share_fetch_from_transmission(name: &str, ns: &str, crypto: bool) {
             .iter()
             .find(|v| v["event"] == "peer_up")
             .expect("Transmission came up");
-        assert_eq!(up["encrypted"], true, "{up}");
+        assert_eq!(up["encryption"], "rc4", "{up}");
     }
     drop(tr);
 }

@@ -142,9 +142,8 @@ fn fetch_refuses_bad_input_with_exit_2() {
     let o = out.to_str().unwrap();
     let r = share(&["fetch", m, "-o", o]);
     assert_eq!(r.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&r.stderr).contains("names no HTTP or UDP tracker and no --peer was given")
-    );
+    assert!(String::from_utf8_lossy(&r.stderr)
+        .contains("names no HTTP or UDP tracker, no --peer was given and the DHT is off"));
     let r = share(&[
         "fetch",
         m,

@@ -22,10 +22,11 @@ pub fn event_json(event: &Event) -> Value {
             addr,
             peer_id,
             client,
-            encrypted,
+            encryption,
         } => {
-            json!({"event": "peer_up", "addr": addr, "peer_id": peer_id.to_string(), "client": client, "encrypted": encrypted})
+            json!({"event": "peer_up", "addr": addr, "peer_id": peer_id.to_string(), "client": client, "encryption": encryption.as_str()})
         }
+        Event::Dht { announced, peers } => json!({"event": "dht", "announced": announced, "peers": peers}),
         Event::PeerRefused { addr, reason } => {
             json!({"event": "peer_refused", "addr": addr, "reason": reason})
         }
@@ -128,7 +129,7 @@ mod tests {
                     addr,
                     peer_id,
                     client: None,
-                    encrypted: true,
+                    encryption: crate::encryption::Crypto::Rc4,
                 },
                 "peer_up",
             ),

@@ -239,7 +239,7 @@ impl Shared {
                 };
                 let Ok(permit) = permit else { return };
                 let started = std::time::Instant::now();
-                let ours = share_proto::wire::Handshake::ours(shared.info_hash, shared.peer_id).encode();
+                let ours = shared.our_handshake().encode();
                 let connect = crate::encryption::dial(
                     addr,
                     shared.info_hash.0,

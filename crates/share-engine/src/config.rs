@@ -67,6 +67,9 @@ pub struct Config {
     /// MSE/PE encryption of a torrent started on its own (`Torrent::start`); in a
     /// [`crate::Session`], `SessionConfig::encryption` applies to all its connections.
     pub encryption: crate::Encryption,
+    /// The Mainline DHT of a torrent started on its own (`Torrent::start`); `None`: no DHT.
+    /// In a [`crate::Session`], `SessionConfig::dht` applies.
+    pub dht: Option<crate::DhtConfig>,
     /// Strikes before a peer is banned: a failed piece it shared with others, or a
     /// connection closed for breaking the protocol (a peer that alone sent a failing piece
     /// is banned at once). See `conduct.rs`.
@@ -127,6 +130,7 @@ impl Default for Config {
             ban_strikes: 3,
             pex: true,
             encryption: crate::Encryption::default(),
+            dht: None,
             numwant: 50,
             announce_backoff_min: Duration::from_secs(5),
             announce_backoff_max: Duration::from_secs(300),

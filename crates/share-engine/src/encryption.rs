@@ -24,9 +24,10 @@ use tokio::net::TcpStream;
 /// Whether connections are encrypted (`--encryption`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Encryption {
-    /// Accept plain and encrypted connections; dial encrypted (offering RC4 or plaintext,
-    /// RC4 chosen when the peer allows it) and fall back to plain when the peer will not
-    /// speak MSE.
+    /// Accept plain and encrypted connections; dial with the MSE handshake (offering RC4
+    /// or plaintext after it) and fall back to plain when the peer will not speak MSE. The
+    /// data after the handshake is RC4 only when the other side requires it: both sides
+    /// allowing plaintext choose it, as libtorrent does by default.
     #[default]
     Prefer,
     /// RC4 only, both ways: plain handshakes are refused, and peers that will not encrypt
@@ -197,12 +198,35 @@ pub(crate) async fn respond(
     Ok((PeerStream::from_handshake(tcp, done, ia), ih))
 }
 
+/// How a connection's bytes look on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Crypto {
+    /// A plain BitTorrent handshake and stream.
+    #[default]
+    Plain,
+    /// The MSE handshake (nothing recognisable), then a plaintext stream.
+    Handshake,
+    /// The MSE handshake, then an RC4 stream.
+    Rc4,
+}
+
+impl Crypto {
+    /// Its name in events: `plain`, `handshake` or `rc4`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Handshake => "handshake",
+            Self::Rc4 => "rc4",
+        }
+    }
+}
+
 /// A peer connection: the socket, encrypted or not.
 #[derive(Debug)]
 pub struct PeerStream {
     rd: Decrypting<OwnedReadHalf>,
     wr: Encrypting<OwnedWriteHalf>,
-    encrypted: bool,
+    crypto: Crypto,
 }
 
 impl PeerStream {
@@ -212,7 +236,7 @@ impl PeerStream {
         Self {
             rd: Decrypting::new(rd, None, Vec::new()),
             wr: Encrypting::new(wr, None),
-            encrypted: false,
+            crypto: Crypto::Plain,
         }
     }
 
@@ -231,15 +255,19 @@ impl PeerStream {
         let mut prefix = plain_prefix;
         prefix.extend_from_slice(&rest);
         Self {
-            encrypted: tx.is_some(),
+            crypto: if tx.is_some() {
+                Crypto::Rc4
+            } else {
+                Crypto::Handshake
+            },
             rd: Decrypting::new(rd, rx, prefix),
             wr: Encrypting::new(wr, tx),
         }
     }
 
-    /// Whether RC4 runs on this connection.
-    pub fn is_encrypted(&self) -> bool {
-        self.encrypted
+    /// How this connection's bytes look on the wire.
+    pub fn crypto(&self) -> Crypto {
+        self.crypto
     }
 
     /// The reading and writing halves, for the connection's reader and writer tasks.

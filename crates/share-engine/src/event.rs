@@ -94,8 +94,15 @@ pub enum Event {
         peer_id: PeerId,
         /// Its client name, from the extension handshake when it arrives.
         client: Option<String>,
-        /// Whether the connection is RC4-encrypted (MSE).
-        encrypted: bool,
+        /// Whether the connection's handshake (MSE) and data (RC4) are encrypted.
+        encryption: crate::encryption::Crypto,
+    },
+    /// A DHT round of the torrent ended: our announce, then a lookup of its swarm.
+    Dht {
+        /// Whether a node took our announce.
+        announced: bool,
+        /// Peers found (they join the dial queue).
+        peers: usize,
     },
     /// A connection ended at or before its handshake: another swarm, a handshake that never
     /// completed, a banned or duplicate peer, ourselves.

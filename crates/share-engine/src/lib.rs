@@ -11,6 +11,7 @@ mod choker;
 mod claim;
 mod conduct;
 pub mod config;
+pub mod dht;
 pub mod encryption;
 pub mod error;
 pub mod event;
@@ -37,6 +38,7 @@ mod udp_tracker;
 
 pub use chat::{PeerInfo, SendError};
 pub use config::Config;
+pub use dht::DhtConfig;
 pub use encryption::Encryption;
 pub use error::{PeerError, TorrentError};
 pub use event::{Event, Stats, TorrentState};

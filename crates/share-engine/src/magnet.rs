@@ -52,7 +52,7 @@ pub struct Found {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MagnetError {
     /// No peer to ask, from the link or its trackers.
-    #[error("no peer to ask for the torrent's metadata: the link names none and its trackers gave none")]
+    #[error("no peer to ask for the torrent's metadata: the link names none, its trackers gave none and the DHT (if on) found none")]
     NoPeers,
     /// Every peer failed or the time ran out.
     #[error("none of {asked} peers sent the torrent's metadata within {secs} s (last: {last})")]

@@ -103,6 +103,9 @@ pub struct SessionConfig {
     pub state_dir: Option<std::path::PathBuf>,
     /// MSE/PE on every connection, in and out (`encryption.rs`). Default: prefer.
     pub encryption: crate::Encryption,
+    /// One Mainline DHT node for every public torrent (`dht.rs`); `None` (the default):
+    /// no DHT. Front-ends turn it on.
+    pub dht: Option<crate::DhtConfig>,
 }
 
 impl Default for SessionConfig {
@@ -121,6 +124,7 @@ impl Default for SessionConfig {
             limits: Limits::default(),
             state_dir: None,
             encryption: crate::Encryption::default(),
+            dht: None,
         }
     }
 }
@@ -145,6 +149,7 @@ impl SessionConfig {
             limits: config.limits.clone(),
             state_dir: None,
             encryption: config.encryption,
+            dht: config.dht.clone(),
         }
     }
 }
@@ -204,6 +209,8 @@ pub(crate) struct Core {
     routed: AtomicU64,
     /// A session of one torrent (`Torrent::start`).
     solo: bool,
+    /// The session's DHT node, if it runs one.
+    pub dht: Option<Arc<crate::dht::SessionDht>>,
     /// `session{listen}`: the parent of the spans of its own tasks.
     span: tracing::Span,
 }
@@ -478,7 +485,18 @@ impl Session {
         let listen_addr = listener
             .local_addr()
             .map_err(|source| TorrentError::Listen { addr: listen, source })?;
+        let dht = match &config.dht {
+            None => None,
+            Some(c) => match crate::dht::SessionDht::start(c, listen_addr).await {
+                Ok(d) => Some(Arc::new(d)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no DHT: its node did not start");
+                    None
+                }
+            },
+        };
         let core = Arc::new(Core {
+            dht,
             peer_id: PeerId::ours(rand::random()),
             listen_addr,
             hash_permits: Arc::new(Semaphore::new(config.hash_workers.max(1))),
@@ -509,6 +527,11 @@ impl Session {
 
     pub(crate) fn core(&self) -> &Arc<Core> {
         &self.core
+    }
+
+    /// Where the session's DHT node listens, if it runs one.
+    pub fn dht_addr(&self) -> Option<SocketAddr> {
+        self.core.dht.as_ref().map(|d| SocketAddr::V4(d.local_addr()))
     }
 
     /// Adds a torrent. Its `config.listen` is ignored: the session's listener serves it.
@@ -655,5 +678,8 @@ pub(crate) async fn shutdown_core(core: &Arc<Core>) {
     // What each torrent has now is what a restart resumes from.
     for t in torrents {
         let _ = tokio::task::spawn_blocking(move || t.save(finished)).await;
+    }
+    if let Some(dht) = &core.dht {
+        let _ = tokio::time::timeout(Duration::from_secs(2), dht.save()).await;
     }
 }

@@ -378,8 +378,12 @@ impl Shared {
         let active = self.lock().active.clone();
         self.spawn(
             "tracker",
-            crate::tracker::run(self.clone(), self.trackers.clone(), active),
+            crate::tracker::run(self.clone(), self.trackers.clone(), active.clone()),
         );
+        // BEP 27: a private torrent finds peers through its trackers only.
+        if let (Some(dht), false) = (self.session.dht.clone(), self.meta.info.private) {
+            self.spawn("dht", crate::dht::run(self.clone(), dht, active));
+        }
         self.dial_queued();
     }
 
@@ -808,6 +812,15 @@ impl Torrent {
     /// Where peers can connect to us (the session's listener).
     pub fn listen_addr(&self) -> SocketAddr {
         self.shared.listen_addr
+    }
+
+    /// Where the session's DHT node listens, if it runs one (UDP).
+    pub fn dht_addr(&self) -> Option<SocketAddr> {
+        self.shared
+            .session
+            .dht
+            .as_ref()
+            .map(|d| SocketAddr::V4(d.local_addr()))
     }
 
     /// Our peer id in this swarm.

@@ -298,8 +298,8 @@ impl Handshake {
         }
     }
 
-    /// The accepting side: accepts `methods` (choosing RC4 when both sides allow it) and
-    /// finds the torrent with `lookup`.
+    /// The accepting side: accepts `methods` (choosing plaintext when both sides allow it,
+    /// RC4 when either requires it) and finds the torrent with `lookup`.
     pub fn responder(methods: u32, lookup: Lookup) -> Self {
         Self {
             state: State::AwaitYa,
@@ -514,11 +514,14 @@ impl Handshake {
                     return Ok(Step::More);
                 }
                 self.initial_payload = self.take_decrypted(len);
+                // Plaintext when both sides allow it (as libtorrent does unless told to prefer
+                // RC4): the handshake is hidden either way, and RC4 costs a core at gigabit
+                // speeds. RC4 when either side requires it.
                 let common = self.provided & self.methods;
-                self.selected = if common & RC4 != 0 {
-                    RC4
-                } else if common & PLAINTEXT != 0 {
+                self.selected = if common & PLAINTEXT != 0 {
                     PLAINTEXT
+                } else if common & RC4 != 0 {
+                    RC4
                 } else {
                     return Err(MseError::NoCommonMethod {
                         offered: Methods(self.provided),

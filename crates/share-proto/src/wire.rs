@@ -49,6 +49,17 @@ impl Handshake {
         self.reserved[5] & 0x10 != 0
     }
 
+    /// Advertises a DHT node (BEP 5: the last reserved bit); a PORT message follows.
+    pub fn with_dht(mut self) -> Self {
+        self.reserved[7] |= 0x01;
+        self
+    }
+
+    /// Whether the sender runs a DHT node (and may be told our node's port).
+    pub fn supports_dht(&self) -> bool {
+        self.reserved[7] & 0x01 != 0
+    }
+
     /// The wire form.
     pub fn encode(&self) -> [u8; HANDSHAKE_LEN] {
         let mut out = [0u8; HANDSHAKE_LEN];

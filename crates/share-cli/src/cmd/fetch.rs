@@ -101,9 +101,11 @@ fn prepare(
 ) -> Result<Prepared, Failure> {
     let meta = std::sync::Arc::new(crate::manifest::load(manifest)?);
     let trackers = meta.trackers();
-    if peers.is_empty() && !trackers.iter().any(|t| share_engine::announces_to(t)) {
+    // The DHT finds the peers of a public torrent without a tracker.
+    let dht = !args.peer.no_dht && !meta.info.private;
+    if peers.is_empty() && !dht && !trackers.iter().any(|t| share_engine::announces_to(t)) {
         return Err(Failure::input(anyhow!(
-            "{} names no HTTP or UDP tracker and no --peer was given: there is nobody to fetch from",
+            "{} names no HTTP or UDP tracker, no --peer was given and the DHT is off: there is nobody to fetch from",
             manifest.display()
         )));
     }
@@ -151,6 +153,7 @@ fn prepare(
             select: only.as_ref().map(|o| o.mask.clone()),
             pex: !args.peer.no_pex,
             encryption: args.peer.encryption,
+            dht: args.peer.dht(state_dir(args.state_dir.clone()).as_deref()),
             ..Config::default()
         },
     };
@@ -172,6 +175,7 @@ fn fetching_json(p: &Prepared, torrent: &Torrent) -> serde_json::Value {
         "total_length": meta.total_len(),
         "output": p.out,
         "listen": torrent.listen_addr(),
+        "dht": torrent.dht_addr(),
     });
     if let Some(only) = &p.only {
         fetching["files"] = only.files.iter().map(|(path, _)| path.as_str()).collect();

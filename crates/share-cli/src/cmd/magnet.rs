@@ -98,7 +98,7 @@ pub async fn resolve(mut args: Args) -> Result<Args, Failure> {
         let config = share_engine::Config::default();
         let mut peers = link_peers;
         peers.extend(&user_peers);
-        let peers = share_engine::magnet::peers_for(
+        let mut peers = share_engine::magnet::peers_for(
             &magnet.trackers,
             &peers,
             magnet.info_hash,
@@ -107,6 +107,20 @@ pub async fn resolve(mut args: Args) -> Result<Args, Failure> {
             &config,
         )
         .await;
+        if let Some(dht) = args
+            .peer
+            .dht(super::fetch::state_dir(args.state_dir.clone()).as_deref())
+        {
+            match share_engine::dht::lookup(&dht, listen, magnet.info_hash.0).await {
+                Ok(found) => peers.extend(
+                    found
+                        .into_iter()
+                        .filter(|p| !peers.contains(p))
+                        .collect::<Vec<_>>(),
+                ),
+                Err(e) => tracing::warn!(error = %e, "no DHT lookup: its node did not start"),
+            }
+        }
         let render = Render::new(args.json, "");
         let shown = share_proto::sanitize::sanitize(magnet.name.as_deref().unwrap_or("the torrent"));
         render.emit(

@@ -221,6 +221,7 @@ async fn seed(args: Args) -> Outcome {
             limits: args.rate.limits(),
             pex: !args.peer.no_pex,
             encryption: args.peer.encryption,
+            dht: args.peer.dht(crate::cmd::fetch::state_dir(None).as_deref()),
             ..Config::default()
         },
     };
@@ -235,6 +236,7 @@ async fn seed(args: Args) -> Outcome {
             "embedded_tracker": embedded,
             "existing_manifest": s.item.reused.is_some(),
             "listen": t.listen_addr(),
+            "dht": t.dht_addr(),
         })
     };
     let about = |s: &Seeded| {

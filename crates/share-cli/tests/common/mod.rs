@@ -18,10 +18,11 @@ pub fn fixtures() -> PathBuf {
 /// canonical path, so tests in their own temporary directories never share one.
 pub const STATE_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/share-state");
 
-/// `share` as a command with the tests' state directory.
+/// `share` as a command with the tests' state directory, and no DHT (tests never reach the
+/// public one).
 pub fn share_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_share"));
-    cmd.env("SHARE_STATE_DIR", STATE_DIR);
+    cmd.env("SHARE_STATE_DIR", STATE_DIR).env("SHARE_NO_DHT", "1");
     cmd
 }
 

@@ -53,6 +53,10 @@ impl Proc {
     }
 
     fn start(mut cmd: Command, stdin: Stdio) -> Self {
+        // No test reaches the public DHT: only those naming their own bootstrap nodes run one.
+        if !cmd.get_args().any(|a| a == "--dht-bootstrap") {
+            cmd.env("SHARE_NO_DHT", "1");
+        }
         let mut child = cmd
             .env("SHARE_STATE_DIR", super::STATE_DIR)
             .stdin(stdin)

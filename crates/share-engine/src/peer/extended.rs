@@ -47,7 +47,7 @@ impl Conn {
                 addr: self.addr,
                 peer_id: self.peer_id,
                 client,
-                encrypted: self.encrypted,
+                encryption: self.crypto,
             });
         }
     }

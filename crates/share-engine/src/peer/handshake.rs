@@ -18,7 +18,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     opening: Opening,
 ) -> Result<Handshake, PeerError> {
-    let ours = Handshake::ours(shared.info_hash, shared.peer_id).encode();
+    let ours = shared.our_handshake().encode();
     let mut buf = [0u8; HANDSHAKE_LEN];
     let head = match opening {
         Opening::Accepted(head) => {

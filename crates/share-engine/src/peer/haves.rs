@@ -39,6 +39,10 @@ impl Conn {
         if self.extended {
             self.send_ext_handshake()?;
         }
+        // BEP 5: a peer with a DHT node is told where ours listens.
+        if let (true, Some(port)) = (self.their_dht, self.shared.dht_port()) {
+            self.send(Message::Port(port))?;
+        }
         Ok(rx)
     }
 

@@ -90,7 +90,7 @@ pub(crate) enum Opening {
 /// Runs a connection to its end and cleans up after it.
 pub(crate) async fn run(shared: Arc<Shared>, mut stream: PeerStream, addr: SocketAddr, opening: Opening) {
     let dialed = matches!(opening, Opening::Dialed { .. });
-    let encrypted = stream.is_encrypted();
+    let crypto = stream.crypto();
     let hs = tokio::select! {
         r = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut stream, opening)) => r,
         () = shared.cancel.cancelled() => return,
@@ -123,7 +123,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stream: PeerStream, addr: Socke
     };
     let (rd, wr) = stream.into_split();
     let mut conn = Conn::new(shared.clone(), key, addr, theirs, cmd_rx, active);
-    conn.encrypted = encrypted;
+    conn.crypto = crypto;
     let reason = match conn.run(rd, wr).await {
         Ok(reason) => reason,
         Err(e) => {
@@ -167,6 +167,8 @@ struct Conn {
     addr: SocketAddr,
     peer_id: PeerId,
     extended: bool,
+    /// Whether their handshake advertises a DHT node (BEP 5).
+    their_dht: bool,
     cmd_rx: mpsc::Receiver<PeerCmd>,
     out: Option<mpsc::Sender<Message>>,
     backlog: Arc<AtomicUsize>,
@@ -200,8 +202,8 @@ struct Conn {
     /// extension handshake brings it in time.
     announced: bool,
     started: Instant,
-    /// Whether RC4 runs on this connection (MSE, `encryption.rs`).
-    encrypted: bool,
+    /// Whether MSE and RC4 run on this connection (`encryption.rs`).
+    crypto: crate::encryption::Crypto,
     /// While our download limit is in debt: when to look at it again. The socket is not
     /// read meanwhile, so TCP's window slows the sender (`limits.rs`).
     down_until: Option<tokio::time::Instant>,
@@ -233,6 +235,7 @@ impl Conn {
             addr,
             peer_id: theirs.peer_id,
             extended: theirs.supports_extended(),
+            their_dht: theirs.supports_dht(),
             cmd_rx,
             out: None,
             backlog: Arc::new(AtomicUsize::new(0)),
@@ -257,7 +260,7 @@ impl Conn {
             ext_valid: false,
             announced: false,
             started: Instant::now(),
-            encrypted: false,
+            crypto: crate::encryption::Crypto::Plain,
             down_until: None,
             paused_at: None,
             up_until: None,
@@ -422,6 +425,8 @@ impl Conn {
 
     fn on_message(&mut self, msg: Message) -> Result<Option<String>, PeerError> {
         match msg {
+            // PORT (BEP 5) names the peer's DHT node; `mainline` has no call to add a node
+            // by address, so ours learns nodes through its own lookups.
             Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
             Message::Choke => {
                 self.peer_choking = true;

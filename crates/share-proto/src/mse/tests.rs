@@ -101,7 +101,7 @@ fn the_keys_are_sha1_of_key_a_or_b_s_and_the_info_hash() {
 #[test]
 fn an_rc4_handshake_completes_in_any_split_and_carries_the_payload() {
     for chunk in [1, 7, 96, 100_000] {
-        let a = Handshake::initiator(HASH, RC4 | PLAINTEXT, b"hello from A".to_vec());
+        let a = Handshake::initiator(HASH, RC4, b"hello from A".to_vec());
         let b = Handshake::responder(RC4 | PLAINTEXT, lookup_of(vec![[1; 20], HASH]));
         let (da, db) = run(a, b, chunk);
         let (mut da, mut db) = (da.unwrap(), db.unwrap());
@@ -125,15 +125,26 @@ fn an_rc4_handshake_completes_in_any_split_and_carries_the_payload() {
 }
 
 #[test]
-fn plaintext_is_selected_when_one_side_allows_only_that() {
-    let a = Handshake::initiator(HASH, RC4 | PLAINTEXT, Vec::new());
-    let b = Handshake::responder(PLAINTEXT, lookup_of(vec![HASH]));
-    let (da, db) = run(a, b, 50);
-    let (da, db) = (da.unwrap(), db.unwrap());
-    assert_eq!(da.method, Method::Plaintext);
-    assert_eq!(db.method, Method::Plaintext);
-    assert!(da.ciphers.is_none() && db.ciphers.is_none());
-    assert!(db.initial_payload.is_empty());
+fn plaintext_is_selected_when_both_sides_allow_it_and_rc4_when_one_requires_it() {
+    for (offer, accept, method) in [
+        (RC4 | PLAINTEXT, PLAINTEXT, Method::Plaintext),
+        (RC4 | PLAINTEXT, RC4 | PLAINTEXT, Method::Plaintext),
+        (RC4 | PLAINTEXT, RC4, Method::Rc4),
+        (RC4, RC4 | PLAINTEXT, Method::Rc4),
+    ] {
+        let a = Handshake::initiator(HASH, offer, Vec::new());
+        let b = Handshake::responder(accept, lookup_of(vec![HASH]));
+        let (da, db) = run(a, b, 50);
+        let (da, db) = (da.unwrap(), db.unwrap());
+        assert_eq!(
+            (da.method, db.method),
+            (method, method),
+            "{offer} offered, {accept} accepted"
+        );
+        assert_eq!(da.ciphers.is_some(), method == Method::Rc4);
+        assert_eq!(db.ciphers.is_some(), method == Method::Rc4);
+        assert!(db.initial_payload.is_empty());
+    }
 }
 
 #[test]
