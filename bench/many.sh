@@ -12,6 +12,8 @@
 #    `share fetch --no-seed` to its first verified piece and to its exit, each checked byte
 #    for byte. Medians with min-max.
 set -euo pipefail
+# Loopback only: no public DHT.
+export SHARE_NO_DHT=1
 cd "$(dirname "$0")/.."
 n=${1:-1000}
 kib=${2:-1024}
