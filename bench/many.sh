@@ -12,8 +12,8 @@
 #    `share fetch --no-seed` to its first verified piece and to its exit, each checked byte
 #    for byte. Medians with min-max.
 set -euo pipefail
-# Loopback only: no public DHT.
-export SHARE_NO_DHT=1
+# Loopback only: no public DHT, no multicast on the LAN.
+export SHARE_NO_DHT=1 SHARE_NO_LSD=1
 cd "$(dirname "$0")/.."
 n=${1:-1000}
 kib=${2:-1024}

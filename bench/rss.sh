@@ -4,8 +4,8 @@
 # of about 2.2x the largest size.
 # Usage: bench/rss.sh [SIZE_MIB...]
 set -euo pipefail
-# Loopback only: no public DHT.
-export SHARE_NO_DHT=1
+# Loopback only: no public DHT, no multicast on the LAN.
+export SHARE_NO_DHT=1 SHARE_NO_LSD=1
 cd "$(dirname "$0")/.."
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(1024 8192)
 cargo build --release -q -p share-cli

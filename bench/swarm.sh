@@ -14,8 +14,8 @@
 # Prints medians with min-max, MB/s, peak RSS, and the ratios. Every download is checked
 # byte for byte.
 set -euo pipefail
-# Loopback only: no public DHT.
-export SHARE_NO_DHT=1
+# Loopback only: no public DHT, no multicast on the LAN.
+export SHARE_NO_DHT=1 SHARE_NO_LSD=1
 cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
 runs=${2:-5}

@@ -201,6 +201,9 @@ impl NetnsPair {
         b.ip(&["addr", "add", &format!("{ADDR_B}/24"), "dev", &vb])?;
         a.ip(&["link", "set", &va, "up"])?;
         b.ip(&["link", "set", &vb, "up"])?;
+        // Multicast (LSD's BEP 14 group) goes over the link.
+        a.ip(&["route", "add", "224.0.0.0/4", "dev", &va])?;
+        b.ip(&["route", "add", "224.0.0.0/4", "dev", &vb])?;
         Ok(Self {
             a,
             b,

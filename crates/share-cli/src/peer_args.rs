@@ -17,6 +17,10 @@ pub struct PeerArgs {
     /// only. Private torrents never use the DHT.
     #[arg(long, env = "SHARE_NO_DHT", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_dht: bool,
+    /// No Local Service Discovery (BEP 14): do not announce torrents on the LAN by
+    /// multicast, nor dial the peers announcing them there.
+    #[arg(long, env = "SHARE_NO_LSD", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_lsd: bool,
     /// A DHT node to bootstrap from (HOST:PORT), instead of the public routers; repeat for
     /// several.
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]

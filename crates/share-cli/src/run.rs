@@ -437,6 +437,7 @@ pub async fn session(
         dht: peer.dht(crate::cmd::fetch::state_dir(state_dir.clone()).as_deref()),
         state_dir,
         encryption: peer.encryption,
+        lsd: !peer.no_lsd,
         ..share_engine::SessionConfig::default()
     })
     .await

@@ -143,7 +143,7 @@ fn fetch_refuses_bad_input_with_exit_2() {
     let r = share(&["fetch", m, "-o", o]);
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr)
-        .contains("names no HTTP or UDP tracker, no --peer was given and the DHT is off"));
+        .contains("names no HTTP or UDP tracker, no --peer was given and the DHT and LSD are off"));
     let r = share(&[
         "fetch",
         m,

@@ -70,6 +70,9 @@ pub struct Config {
     /// The Mainline DHT of a torrent started on its own (`Torrent::start`); `None`: no DHT.
     /// In a [`crate::Session`], `SessionConfig::dht` applies.
     pub dht: Option<crate::DhtConfig>,
+    /// Local Service Discovery (BEP 14) of a torrent started on its own; in a
+    /// [`crate::Session`], `SessionConfig::lsd` applies.
+    pub lsd: bool,
     /// Strikes before a peer is banned: a failed piece it shared with others, or a
     /// connection closed for breaking the protocol (a peer that alone sent a failing piece
     /// is banned at once). See `conduct.rs`.
@@ -131,6 +134,7 @@ impl Default for Config {
             pex: true,
             encryption: crate::Encryption::default(),
             dht: None,
+            lsd: false,
             numwant: 50,
             announce_backoff_min: Duration::from_secs(5),
             announce_backoff_max: Duration::from_secs(300),

@@ -18,6 +18,7 @@ pub mod event;
 mod have_log;
 pub mod limits;
 mod link;
+mod lsd;
 pub mod magnet;
 mod nick;
 mod peer;

@@ -106,6 +106,9 @@ pub struct SessionConfig {
     /// One Mainline DHT node for every public torrent (`dht.rs`); `None` (the default):
     /// no DHT. Front-ends turn it on.
     pub dht: Option<crate::DhtConfig>,
+    /// Local Service Discovery (BEP 14, `lsd.rs`) for every public torrent. Off by default;
+    /// front-ends turn it on.
+    pub lsd: bool,
 }
 
 impl Default for SessionConfig {
@@ -125,6 +128,7 @@ impl Default for SessionConfig {
             state_dir: None,
             encryption: crate::Encryption::default(),
             dht: None,
+            lsd: false,
         }
     }
 }
@@ -150,6 +154,7 @@ impl SessionConfig {
             state_dir: None,
             encryption: config.encryption,
             dht: config.dht.clone(),
+            lsd: config.lsd,
         }
     }
 }
@@ -211,6 +216,8 @@ pub(crate) struct Core {
     solo: bool,
     /// The session's DHT node, if it runs one.
     pub dht: Option<Arc<crate::dht::SessionDht>>,
+    /// The session's LSD socket, if it runs one.
+    pub lsd: Option<Arc<crate::lsd::Lsd>>,
     /// `session{listen}`: the parent of the spans of its own tasks.
     span: tracing::Span,
 }
@@ -229,6 +236,35 @@ impl Core {
                     .map_err(|e| e.to_string())
             })
             .clone()
+    }
+
+    /// The public torrents that are checked and not paused: what LSD announces.
+    pub fn lsd_torrents(&self) -> Vec<InfoHash> {
+        let ready: Vec<(InfoHash, Arc<Shared>)> = self
+            .registry()
+            .by_hash
+            .iter()
+            .filter_map(|(h, s)| match s {
+                Slot::Ready(t) if !t.meta.info.private => Some((*h, t.clone())),
+                _ => None,
+            })
+            .collect();
+        ready
+            .into_iter()
+            .filter(|(_, t)| {
+                let st = t.lock();
+                st.checked && !st.paused
+            })
+            .map(|(h, _)| h)
+            .collect()
+    }
+
+    /// The public torrent of `hash`, for a peer LSD found.
+    pub fn lsd_torrent(&self, hash: &InfoHash) -> Option<Arc<Shared>> {
+        match self.registry().by_hash.get(hash) {
+            Some(Slot::Ready(t)) if !t.meta.info.private => Some(t.clone()),
+            _ => None,
+        }
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -495,8 +531,25 @@ impl Session {
                 }
             },
         };
+        let lsd = match config.lsd {
+            false => None,
+            true => {
+                let interface = match listen_addr.ip() {
+                    IpAddr::V4(ip) => ip,
+                    IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+                };
+                match crate::lsd::Lsd::bind(interface) {
+                    Ok(l) => Some(Arc::new(l)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no local service discovery: its socket did not open");
+                        None
+                    }
+                }
+            }
+        };
         let core = Arc::new(Core {
             dht,
+            lsd,
             peer_id: PeerId::ours(rand::random()),
             listen_addr,
             hash_permits: Arc::new(Semaphore::new(config.hash_workers.max(1))),
@@ -517,6 +570,13 @@ impl Session {
             config,
             span: tracing::info_span!(parent: None, "session", listen = %listen_addr),
         });
+        if let Some(lsd) = core.lsd.clone() {
+            let span = tracing::info_span!(parent: &core.span, "lsd");
+            core.tasks.spawn(tracing::Instrument::instrument(
+                crate::lsd::run(core.clone(), lsd),
+                span,
+            ));
+        }
         let span = tracing::info_span!(parent: &core.span, "accept");
         core.tasks.spawn(tracing::Instrument::instrument(
             accept_loop(core.clone(), listener),

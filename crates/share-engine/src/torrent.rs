@@ -384,6 +384,9 @@ impl Shared {
         if let (Some(dht), false) = (self.session.dht.clone(), self.meta.info.private) {
             self.spawn("dht", crate::dht::run(self.clone(), dht, active));
         }
+        if let (Some(lsd), false) = (&self.session.lsd, self.meta.info.private) {
+            lsd.wake.notify_one();
+        }
         self.dial_queued();
     }
 

@@ -14,6 +14,7 @@ pub mod extension;
 pub mod geometry;
 pub mod hash;
 pub mod layout;
+pub mod lsd;
 pub mod magnet;
 pub mod metadata;
 pub mod metainfo;

@@ -51,6 +51,7 @@ async fn chat(args: Args) -> Outcome {
             nick: args.nick.clone().unwrap_or_else(default_nick),
             pex: !args.peer.no_pex,
             encryption: args.peer.encryption,
+            lsd: !args.peer.no_lsd,
             dht: args.peer.dht(crate::cmd::fetch::state_dir(None).as_deref()),
             ..Config::default()
         },

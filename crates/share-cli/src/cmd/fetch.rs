@@ -101,11 +101,11 @@ fn prepare(
 ) -> Result<Prepared, Failure> {
     let meta = std::sync::Arc::new(crate::manifest::load(manifest)?);
     let trackers = meta.trackers();
-    // The DHT finds the peers of a public torrent without a tracker.
-    let dht = !args.peer.no_dht && !meta.info.private;
-    if peers.is_empty() && !dht && !trackers.iter().any(|t| share_engine::announces_to(t)) {
+    // The DHT and LSD find the peers of a public torrent without a tracker.
+    let found = !meta.info.private && (!args.peer.no_dht || !args.peer.no_lsd);
+    if peers.is_empty() && !found && !trackers.iter().any(|t| share_engine::announces_to(t)) {
         return Err(Failure::input(anyhow!(
-            "{} names no HTTP or UDP tracker, no --peer was given and the DHT is off: there is nobody to fetch from",
+            "{} names no HTTP or UDP tracker, no --peer was given and the DHT and LSD are off: there is nobody to fetch from",
             manifest.display()
         )));
     }
@@ -153,6 +153,7 @@ fn prepare(
             select: only.as_ref().map(|o| o.mask.clone()),
             pex: !args.peer.no_pex,
             encryption: args.peer.encryption,
+            lsd: !args.peer.no_lsd,
             dht: args.peer.dht(state_dir(args.state_dir.clone()).as_deref()),
             ..Config::default()
         },

@@ -221,6 +221,7 @@ async fn seed(args: Args) -> Outcome {
             limits: args.rate.limits(),
             pex: !args.peer.no_pex,
             encryption: args.peer.encryption,
+            lsd: !args.peer.no_lsd,
             dht: args.peer.dht(crate::cmd::fetch::state_dir(None).as_deref()),
             ..Config::default()
         },

@@ -22,7 +22,9 @@ pub const STATE_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/share-state")
 /// public one).
 pub fn share_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_share"));
-    cmd.env("SHARE_STATE_DIR", STATE_DIR).env("SHARE_NO_DHT", "1");
+    cmd.env("SHARE_STATE_DIR", STATE_DIR)
+        .env("SHARE_NO_DHT", "1")
+        .env("SHARE_NO_LSD", "1");
     cmd
 }
 

@@ -57,6 +57,10 @@ impl Proc {
         if !cmd.get_args().any(|a| a == "--dht-bootstrap") {
             cmd.env("SHARE_NO_DHT", "1");
         }
+        // Nor multicasts on the host's LAN: an LSD test turns it on with SHARE_NO_LSD=0.
+        if !cmd.get_envs().any(|(k, _)| k == "SHARE_NO_LSD") {
+            cmd.env("SHARE_NO_LSD", "1");
+        }
         let mut child = cmd
             .env("SHARE_STATE_DIR", super::STATE_DIR)
             .stdin(stdin)
