@@ -101,3 +101,50 @@ fn share_fetches_from_libtorrent_through_share_trackers_udp_side() {
         .expect("announced over UDP");
     assert_eq!(ok["url"].as_str(), Some(url.as_str()));
 }
+
+#[test]
+fn info_scrape_asks_http_and_udp_trackers_for_the_swarms_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("counted.bin");
+    std::fs::write(&file, pattern(300_000, 33)).unwrap();
+    let (_tracker, http, udp) = tracker(&["--interval", "5"]);
+    // A tracker that is down: nothing listens on that port.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/announce", l.local_addr().unwrap())
+    };
+    let (mut seeder, manifest) = seed(&file, &["-t", &http, "-t", &udp, "-t", &dead]);
+    seeder.wait(30, "the seeder's announce", |v| v["event"] == "tracker_ok");
+    let out = common::share_json(&["info", "--json", "--scrape", &manifest]);
+    let scrapes = out["scrape"].as_array().expect("a scrape list");
+    let of = |url: &str| {
+        scrapes
+            .iter()
+            .find(|s| s["url"] == url)
+            .unwrap_or_else(|| panic!("{url} in {scrapes:?}"))
+    };
+    for url in [&http, &udp] {
+        let s = of(url);
+        assert_eq!(
+            (s["complete"].as_u64(), s["incomplete"].as_u64()),
+            (Some(1), Some(0)),
+            "{s}"
+        );
+    }
+    assert!(
+        of(&dead)["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{scrapes:?}"
+    );
+    // As text, one line per tracker, named by host and path.
+    let text = common::share(&["info", "--scrape", &manifest]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("scrape:") && l.contains("1 seeders, 0 leechers"))
+            .count()
+            == 2,
+        "{text}"
+    );
+    seeder.signal("INT");
+    assert_eq!(seeder.exit_code(30), Some(0), "{}", seeder.stderr());
+}

@@ -27,6 +27,7 @@ mod persist;
 pub mod picker;
 mod progress;
 mod record;
+pub mod scrape;
 mod selection;
 pub mod session;
 mod slots;

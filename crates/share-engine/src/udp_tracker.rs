@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use share_proto::announce::udp::{Request, Response};
-use share_proto::announce::{AnnounceRequest, AnnounceResponse};
+use share_proto::announce::{AnnounceRequest, AnnounceResponse, ScrapeStats};
+use share_proto::InfoHash;
 use tokio::net::UdpSocket;
 
 /// The first wait for an answer; each retry doubles it.
@@ -66,13 +67,8 @@ async fn exchange(
     }
 }
 
-/// One announce to the UDP tracker at `url`, within `timeout`.
-pub(crate) async fn announce(
-    url: &str,
-    request: &AnnounceRequest,
-    timeout: Duration,
-) -> Result<AnnounceResponse, String> {
-    let deadline = tokio::time::Instant::now() + timeout;
+/// A socket connected to the UDP tracker at `url`, and the connection id it gave us.
+async fn connect(url: &str, deadline: tokio::time::Instant) -> Result<(UdpSocket, u64, bool), String> {
     let target = host_port(url)?;
     let addr: SocketAddr = tokio::time::timeout_at(deadline, tokio::net::lookup_host(target))
         .await
@@ -91,11 +87,21 @@ pub(crate) async fn announce(
     let connect = Request::Connect {
         transaction: rand::random(),
     };
-    let connection = match exchange(&socket, &connect, v6, deadline).await? {
-        Response::Connect { connection, .. } => connection,
-        Response::Error { message, .. } => return Err(format!("tracker refused: {message}")),
-        _ => return Err("the tracker answered the connect request with something else".into()),
-    };
+    match exchange(&socket, &connect, v6, deadline).await? {
+        Response::Connect { connection, .. } => Ok((socket, connection, v6)),
+        Response::Error { message, .. } => Err(format!("tracker refused: {message}")),
+        _ => Err("the tracker answered the connect request with something else".into()),
+    }
+}
+
+/// One announce to the UDP tracker at `url`, within `timeout`.
+pub(crate) async fn announce(
+    url: &str,
+    request: &AnnounceRequest,
+    timeout: Duration,
+) -> Result<AnnounceResponse, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let (socket, connection, v6) = connect(url, deadline).await?;
     let announce = Request::Announce {
         connection,
         transaction: rand::random(),
@@ -106,6 +112,25 @@ pub(crate) async fn announce(
         other => other
             .into_announce()
             .ok_or_else(|| "the tracker answered the announce with something else".into()),
+    }
+}
+
+/// One scrape of `info_hash` at the UDP tracker `url`, within `timeout`.
+pub(crate) async fn scrape(url: &str, info_hash: InfoHash, timeout: Duration) -> Result<ScrapeStats, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let (socket, connection, v6) = connect(url, deadline).await?;
+    let scrape = Request::Scrape {
+        connection,
+        transaction: rand::random(),
+        hashes: vec![info_hash],
+    };
+    match exchange(&socket, &scrape, v6, deadline).await? {
+        Response::Scrape { stats, .. } => stats
+            .first()
+            .copied()
+            .ok_or_else(|| "the tracker's scrape answer is empty".into()),
+        Response::Error { message, .. } => Err(format!("tracker refused: {message}")),
+        _ => Err("the tracker answered the scrape with something else".into()),
     }
 }
 

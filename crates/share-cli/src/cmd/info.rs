@@ -22,21 +22,77 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also ask each HTTP and UDP tracker how many seeders, leechers and completed
+    /// downloads it counts for the torrent (a scrape).
+    #[arg(long)]
+    pub scrape: bool,
 }
+
+/// Time for one tracker's scrape answer.
+const SCRAPE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Runs `share info`.
 pub fn run(args: Args) -> Outcome {
     let m = manifest::load(&args.manifest)?;
+    let scrapes = if args.scrape { scrape_all(&m)? } else { Vec::new() };
     if args.json {
+        let mut v = to_json(&m);
+        if args.scrape {
+            v["scrape"] = scrapes
+                .iter()
+                .map(|(url, r)| match r {
+                    Ok(s) => serde_json::json!({"url": url, "complete": s.complete, "incomplete": s.incomplete, "downloaded": s.downloaded}),
+                    Err(e) => serde_json::json!({"url": url, "error": e}),
+                })
+                .collect();
+        }
         crate::exit::print(&format!(
             "{}
 ",
-            crate::render::json_text(&to_json(&m))
+            crate::render::json_text(&v)
         ));
     } else {
-        crate::exit::print(&to_text(&m));
+        let mut text = to_text(&m);
+        for (url, r) in &scrapes {
+            let said = match r {
+                Ok(s) => format!(
+                    "{} seeders, {} leechers, {} downloads",
+                    s.complete, s.incomplete, s.downloaded
+                ),
+                Err(e) => format!("no answer: {}", sanitize(e)),
+            };
+            text.push_str(&format!(
+                "scrape:     {}: {said}\n",
+                share_proto::sanitize::tracker_name(url)
+            ));
+        }
+        crate::exit::print(&text);
     }
     Ok(())
+}
+
+/// Every HTTP and UDP tracker of `m`, scraped at once.
+#[allow(clippy::type_complexity)]
+fn scrape_all(
+    m: &Metainfo,
+) -> Result<Vec<(String, Result<share_proto::announce::ScrapeStats, String>)>, crate::exit::Failure> {
+    let urls: Vec<String> = m
+        .trackers()
+        .into_iter()
+        .filter(|t| share_engine::announces_to(t))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::exit::Failure::runtime(anyhow::anyhow!("cannot start: {e}")))?;
+    let hash = m.info_hash;
+    Ok(rt.block_on(async {
+        let asks = urls.into_iter().map(|url| async move {
+            let r = share_engine::scrape::scrape(&url, hash, SCRAPE_TIMEOUT).await;
+            (url, r)
+        });
+        futures_util::future::join_all(asks).await
+    }))
 }
 
 fn to_json(m: &Metainfo) -> serde_json::Value {
