@@ -1,7 +1,8 @@
 //! The Mainline DHT (BEP 5): one node per session, on the UDP port of the same number as the
 //! peer listener (or any free one if that is taken), run by the `mainline` crate on its own
 //! thread. Every public torrent looks its swarm up (`get_peers`) and announces itself
-//! (`announce_peer`, with our peer port) when it goes active and every few minutes after;
+//! (`announce_peer`, with our peer port) when it goes active, again after two minutes while
+//! it wants data and has few peers, else every fifteen minutes;
 //! the peers found join its dial queue like a tracker's. Private torrents (BEP 27) never
 //! touch it. The routing table is kept in the state directory (`dht-nodes`) and bootstraps
 //! the next start along with the routers.
@@ -27,7 +28,9 @@ const MAX_PEERS: usize = crate::candidates::MAX_CANDIDATES;
 /// it has too few peers.
 const LOOKUP_TIME: Duration = Duration::from_secs(30);
 const RELOOKUP: Duration = Duration::from_secs(15 * 60);
-const RELOOKUP_HUNGRY: Duration = Duration::from_secs(60);
+const RELOOKUP_HUNGRY: Duration = Duration::from_secs(2 * 60);
+/// Fewer connected peers than this, while data is wanted, is hungry.
+const HUNGRY_BELOW: usize = 10;
 
 /// The DHT settings of a session.
 #[derive(Debug, Clone, Default)]
@@ -82,18 +85,24 @@ impl SessionDht {
         };
         let nodes_file = config.nodes_file.clone();
         let saved = nodes_file.as_deref().map(saved_nodes).unwrap_or_default();
-        let build = |port: u16| {
+        let bootstrap = config.bootstrap.clone();
+        // `mainline` resolves bootstrap names as it builds: off the async workers. Its
+        // default, adaptive mode, answers other nodes only once it is found reachable.
+        let build = move |port: u16| {
             let mut b = mainline::Dht::builder();
-            b.server_mode().bind_address(ip).port(port);
-            if !config.bootstrap.is_empty() {
-                b.bootstrap(&config.bootstrap);
+            b.bind_address(ip).port(port);
+            if !bootstrap.is_empty() {
+                b.bootstrap(&bootstrap);
             }
             if !saved.is_empty() {
                 b.extra_bootstrap(&saved);
             }
             b.build()
         };
-        let dht = build(listen.port()).or_else(|_| build(0))?;
+        let port = listen.port();
+        let dht = tokio::task::spawn_blocking(move || build(port).or_else(|_| build(0)))
+            .await
+            .map_err(std::io::Error::other)??;
         let dht = dht.as_async();
         let local = dht.info().await.local_addr();
         tracing::info!(%local, "DHT node started");
@@ -208,7 +217,10 @@ pub(crate) async fn run(shared: Arc<Shared>, dht: Arc<SessionDht>, active: Cance
             announced: announced.is_ok(),
             peers: found,
         });
-        let hungry = !shared.lock().picker.is_complete();
+        let hungry = {
+            let st = shared.lock();
+            !st.picker.is_complete() && st.peers.len() < HUNGRY_BELOW
+        };
         let wait = if hungry { RELOOKUP_HUNGRY } else { RELOOKUP };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}

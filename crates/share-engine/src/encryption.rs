@@ -82,6 +82,19 @@ pub enum HandshakeFailure {
     Closed,
 }
 
+impl HandshakeFailure {
+    /// Whether the peer closed or reset the connection: what a client that will not speak
+    /// MSE does with our first bytes.
+    fn is_hang_up(&self) -> bool {
+        use io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+        match self {
+            Self::Closed => true,
+            Self::Io(e) => matches!(e.kind(), ConnectionReset | BrokenPipe | UnexpectedEof),
+            Self::Mse(_) => false,
+        }
+    }
+}
+
 /// Bytes read at a time during the handshake; what comes after it is kept for the stream.
 const READ_CHUNK: usize = 1024;
 
@@ -143,12 +156,19 @@ pub(crate) async fn dial(
     .await
     {
         Ok(Ok(stream)) => Ok((stream, true)),
-        Ok(Err(HandshakeFailure::Mse(e))) if encryption == Encryption::Require => {
-            Err(DialError::Refused(e.to_string()))
-        }
-        _ if encryption == Encryption::Require => Err(DialError::Refused(
-            "the peer did not complete an encrypted handshake (--encryption require)".into(),
+        // It answered and refused what we require, or hung up on our first bytes: it will
+        // not encrypt. A timeout or a broken connection may pass: dialed again later.
+        Ok(Err(HandshakeFailure::Mse(e))) if encryption == Encryption::Require => Err(DialError::Refused(
+            format!("{} (--encryption require)", HandshakeFailure::Mse(e)),
         )),
+        Ok(Err(e)) if encryption == Encryption::Require && e.is_hang_up() => Err(DialError::Refused(
+            "the peer hung up on an encrypted handshake (--encryption require)".into(),
+        )),
+        Ok(Err(e)) if encryption == Encryption::Require => Err(DialError::Connect(e.to_string())),
+        Err(_) if encryption == Encryption::Require => Err(DialError::Connect(format!(
+            "encrypted handshake not completed within {} s",
+            handshake_timeout.as_secs_f64()
+        ))),
         // Not MSE, or not with us: plaintext, as a fresh connection.
         _ => Ok((PeerStream::plain(connect().await?), false)),
     }
@@ -351,8 +371,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for Decrypting<R> {
     }
 }
 
-/// Most bytes one vectored write encrypts into its buffer.
-const MAX_PENDING: usize = 256 * 1024;
+/// Most bytes one write encrypts into its buffer (kept per RC4 connection; each call to the
+/// socket still needs only to make progress).
+const MAX_PENDING: usize = 64 * 1024;
 
 /// The writing half: with a cipher, what is written is encrypted into a buffer (the
 /// keystream cannot be rewound, so encrypted bytes must all go out) and sent from there.

@@ -20,9 +20,10 @@ use crate::session::Core;
 /// How often every torrent is announced again, and the least time between two messages.
 const REANNOUNCE: Duration = Duration::from_secs(5 * 60);
 const MESSAGE_GAP: Duration = Duration::from_secs(1);
-/// Messages taken from one address per minute; more are dropped unread.
+/// Messages taken from one address per minute, and from all of them; more are dropped.
 const PER_SOURCE_PER_MINUTE: u32 = 30;
-/// Addresses whose counts are kept (a flood of forged sources forgets the oldest minute).
+const ALL_PER_MINUTE: u32 = 600;
+/// Addresses whose counts are kept in a minute; messages from more are dropped.
 const MAX_SOURCES: usize = 1024;
 
 /// The session's LSD socket.
@@ -39,6 +40,7 @@ pub(crate) struct Lsd {
 struct Sources {
     since: Instant,
     counts: HashMap<IpAddr, u32>,
+    all: u32,
 }
 
 impl Sources {
@@ -46,20 +48,37 @@ impl Sources {
         Self {
             since: now,
             counts: HashMap::new(),
+            all: 0,
         }
     }
 
-    /// Whether a message from `ip` may be read at `now`: [`PER_SOURCE_PER_MINUTE`] each,
-    /// counts kept for at most [`MAX_SOURCES`] addresses (a flood of forged sources starts
-    /// the minute over).
+    /// Whether a message from `ip` may be read at `now`: [`PER_SOURCE_PER_MINUTE`] from each
+    /// address and [`ALL_PER_MINUTE`] in all, from at most [`MAX_SOURCES`] addresses a
+    /// minute (forged sources cannot reset anyone's count).
     fn admit(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let full = self.counts.len() >= MAX_SOURCES && !self.counts.contains_key(&ip);
-        if now.duration_since(self.since) >= Duration::from_secs(60) || full {
+        if now.duration_since(self.since) >= Duration::from_secs(60) {
             *self = Self::new(now);
         }
+        if self.all >= ALL_PER_MINUTE || (self.counts.len() >= MAX_SOURCES && !self.counts.contains_key(&ip))
+        {
+            return false;
+        }
         let n = self.counts.entry(ip).or_insert(0);
+        if *n >= PER_SOURCE_PER_MINUTE {
+            return false;
+        }
         *n += 1;
-        *n <= PER_SOURCE_PER_MINUTE
+        self.all += 1;
+        true
+    }
+}
+
+/// Whether an LSD announce from `ip` can come from the LAN. The socket also takes unicast
+/// datagrams from anywhere; a public source is someone forging announces from outside.
+fn on_the_lan(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local() || v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unicast_link_local() || v6.is_unique_local(),
     }
 }
 
@@ -140,7 +159,8 @@ pub(crate) async fn run(core: Arc<Core>, lsd: Arc<Lsd>) {
 /// Up to [`MAX_HASHES`] public, active torrents not announced within [`REANNOUNCE`].
 fn due(core: &Core, announced: &mut HashMap<InfoHash, Instant>) -> Vec<[u8; 20]> {
     let live = core.lsd_torrents();
-    announced.retain(|h, _| live.contains(h));
+    let set: std::collections::HashSet<InfoHash> = live.iter().copied().collect();
+    announced.retain(|h, _| set.contains(h));
     let mut due = Vec::new();
     for h in live {
         if due.len() == MAX_HASHES {
@@ -157,13 +177,15 @@ fn due(core: &Core, announced: &mut HashMap<InfoHash, Instant>) -> Vec<[u8; 20]>
 /// An announce heard from `from`: its sender joins the dial queue of each torrent of ours it
 /// names.
 fn heard(core: &Core, lsd: &Lsd, bytes: &[u8], from: SocketAddr) {
-    if !lsd.admit(from.ip()) {
+    if !on_the_lan(from.ip()) {
         return;
     }
+    // Parsing is bounded (one datagram of at most MAX_MESSAGE bytes); our own messages,
+    // looped back, do not count against our address.
     let Some(a) = Announce::parse(bytes) else {
         return;
     };
-    if a.cookie.as_deref() == Some(lsd.cookie.as_str()) {
+    if a.cookie.as_deref() == Some(lsd.cookie.as_str()) || !lsd.admit(from.ip()) {
         return;
     }
     let peer = SocketAddr::new(from.ip(), a.port);
@@ -190,14 +212,37 @@ mod tests {
         }
         assert!(!s.admit(a, t0), "the 31st message of the minute is dropped");
         assert!(s.admit(b, t0), "another source has its own budget");
-        assert!(
-            s.admit(a, t0 + Duration::from_secs(61)),
-            "a new minute, a new budget"
-        );
-        // Forged sources: the table never holds more than MAX_SOURCES addresses.
+        let t1 = t0 + Duration::from_secs(61);
+        assert!(s.admit(a, t1), "a new minute, a new budget");
+        for _ in 1..PER_SOURCE_PER_MINUTE {
+            assert!(s.admit(a, t1));
+        }
+        // Forged sources neither grow the table past MAX_SOURCES nor reset a's count, and
+        // all of them together get at most ALL_PER_MINUTE messages read.
+        let mut read = 0;
         for i in 0..(3 * MAX_SOURCES as u32) {
-            s.admit(IpAddr::from(i.to_be_bytes()), t0 + Duration::from_secs(61));
+            read += u32::from(s.admit(IpAddr::from(i.to_be_bytes()), t1));
             assert!(s.counts.len() <= MAX_SOURCES);
+        }
+        assert!(read + PER_SOURCE_PER_MINUTE <= ALL_PER_MINUTE, "{read}");
+        assert!(!s.admit(a, t1), "the flood did not give a a new budget");
+    }
+
+    #[test]
+    fn only_lan_sources_are_heard() {
+        for lan in [
+            "10.1.2.3",
+            "192.168.0.9",
+            "172.16.5.5",
+            "169.254.1.1",
+            "127.0.0.1",
+            "fe80::1",
+            "fd00::7",
+        ] {
+            assert!(on_the_lan(lan.parse().unwrap()), "{lan}");
+        }
+        for far in ["8.8.8.8", "100.64.0.1", "2001:db8::1"] {
+            assert!(!on_the_lan(far.parse().unwrap()), "{far}");
         }
     }
 }

@@ -76,7 +76,8 @@ enum Outcome {
 async fn send<W: tokio::io::AsyncWrite + Unpin>(stream: &mut W, msg: Message) -> std::io::Result<()> {
     let mut buf = BytesMut::new();
     wire::encode(&msg, &mut buf);
-    stream.write_all(&buf).await
+    stream.write_all(&buf).await?;
+    stream.flush().await
 }
 
 /// Reads the next message (keep-alives included) within the peer's time.
@@ -133,7 +134,7 @@ async fn ask_inner(
 ) -> Result<Vec<u8>, String> {
     let ours = Handshake::ours(info_hash, peer_id).encode();
     let (mut stream, sent_ours) =
-        crate::encryption::dial(addr, info_hash.0, &ours, encryption, PER_PEER, PER_PEER)
+        crate::encryption::dial(addr, info_hash.0, &ours, encryption, PER_PEER / 3, PER_PEER / 3)
             .await
             .map_err(|e| e.to_string())?;
     if !sent_ours {

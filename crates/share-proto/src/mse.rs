@@ -226,7 +226,9 @@ enum State {
 /// One side of an MSE handshake.
 pub struct Handshake {
     state: State,
-    keys: KeyPair,
+    /// Ours: an initiator's from the start, a responder's once Ya is in (a connection that
+    /// never sends a whole key costs no exponentiation).
+    keys: Option<KeyPair>,
     secret: [u8; KEY_LEN],
     /// Initiator: the torrent; responder: learnt from req2.
     info_hash: [u8; 20],
@@ -283,7 +285,7 @@ impl Handshake {
         out.extend_from_slice(&pad);
         Self {
             state: State::AwaitYb,
-            keys,
+            keys: Some(keys),
             secret: [0; KEY_LEN],
             info_hash,
             methods,
@@ -303,7 +305,7 @@ impl Handshake {
     pub fn responder(methods: u32, lookup: Lookup) -> Self {
         Self {
             state: State::AwaitYa,
-            keys: KeyPair::generate(),
+            keys: None,
             secret: [0; KEY_LEN],
             info_hash: [0; 20],
             methods,
@@ -377,7 +379,11 @@ impl Handshake {
                 }
                 let yb: [u8; KEY_LEN] = self.buf[..KEY_LEN].try_into().unwrap();
                 self.buf.drain(..KEY_LEN);
-                self.secret = self.keys.shared_secret(&yb)?;
+                let keys = self
+                    .keys
+                    .as_ref()
+                    .expect("an initiator has its keys from the start");
+                self.secret = keys.shared_secret(&yb)?;
                 let (a, b) = ciphers(&self.secret, &self.info_hash);
                 // B's VC comes first in B's keystream: the bytes to look for.
                 let mut probe = cipher(b"keyB", &self.secret, &self.info_hash);
@@ -444,8 +450,10 @@ impl Handshake {
                 }
                 let ya: [u8; KEY_LEN] = self.buf[..KEY_LEN].try_into().unwrap();
                 self.buf.drain(..KEY_LEN);
-                self.secret = self.keys.shared_secret(&ya)?;
-                let mut out = self.keys.public.to_vec();
+                let keys = KeyPair::generate();
+                self.secret = keys.shared_secret(&ya)?;
+                let mut out = keys.public.to_vec();
+                self.keys = Some(keys);
                 out.extend_from_slice(&padding());
                 self.out.extend_from_slice(&out);
                 let req1 = hash(&[b"req1", &self.secret]);

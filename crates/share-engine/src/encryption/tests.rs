@@ -211,3 +211,30 @@ fn encryption_parses_its_three_words() {
         .contains("prefer, require or off"));
     assert_eq!(Encryption::default(), Encryption::Prefer);
 }
+
+#[tokio::test]
+async fn require_tries_a_silent_peer_again_later_instead_of_giving_up() {
+    // A peer that takes the connection and says nothing (busy, or slow): not a refusal.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (done, wait) = tokio::sync::oneshot::channel::<()>();
+    let held = tokio::spawn(async move {
+        let (s, _) = l.accept().await.unwrap();
+        let _ = wait.await;
+        drop(s);
+    });
+    let e = dial(
+        addr,
+        HASH,
+        b"hs",
+        Encryption::Require,
+        Duration::from_secs(5),
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, DialError::Connect(_)), "{e}");
+    assert!(e.to_string().contains("not completed within 0.3 s"), "{e}");
+    let _ = done.send(());
+    held.await.unwrap();
+}

@@ -28,6 +28,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         Opening::Dialed { sent_ours } => {
             if !sent_ours {
                 stream.write_all(&ours).await?;
+                stream.flush().await?;
             }
             // Read up to the info hash first: some clients wait for our reply before
             // sending their peer id.
@@ -43,6 +44,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     }
     if head.is_some() {
         stream.write_all(&ours).await?;
+        stream.flush().await?;
     }
     stream.read_exact(&mut buf[HEAD_LEN..]).await?;
     Ok(Handshake::decode(&buf)?)
