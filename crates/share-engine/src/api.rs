@@ -172,6 +172,13 @@ mod tests {
             ),
             (Event::Complete, "complete"),
             (
+                Event::Dht {
+                    announced: true,
+                    peers: 3,
+                },
+                "dht",
+            ),
+            (
                 Event::TrackerOk {
                     url: "u".into(),
                     peers: 2,
