@@ -64,7 +64,8 @@ impl Announce {
             return None;
         }
         let text = std::str::from_utf8(bytes).ok()?;
-        let mut lines = text.split("\r\n");
+        // CRLF as BEP 14 writes it; a bare LF from a lenient sender reads the same.
+        let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
         if lines.next()? != "BT-SEARCH * HTTP/1.1" {
             return None;
         }
@@ -124,6 +125,9 @@ mod tests {
             "0123456789abcdef0123456789abcdef01234567"
         );
         assert_eq!(got.cookie.as_deref(), Some("1a2b"));
+        // Bare line feeds read the same.
+        let lf = b"BT-SEARCH * HTTP/1.1\nPort: 7\nInfohash: 0123456789abcdef0123456789abcdef01234567\n\n";
+        assert_eq!(Announce::parse(lf).unwrap().port, 7);
     }
 
     #[test]
